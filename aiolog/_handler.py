@@ -1,0 +1,178 @@
+"""The ``logging.Handler`` side: snapshot the record, hand it to a writer, never block."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TextIO
+
+from ._format import FastFormatter, fast_equivalent
+from ._sink import StreamSink
+from ._writer import Overflow, Writer, file_writer, release_writer
+
+DEFAULT_MAX_QUEUE = 10_000
+_new_record = logging.LogRecord.__new__
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object (repr failed)>"
+
+
+def _check_queue_options(max_queue: int, overflow: str) -> None:
+    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+        raise ValueError(f"max_queue must be a positive integer, not {max_queue!r}")
+    if overflow not in ("block", "drop"):
+        raise ValueError(f"overflow must be 'block' or 'drop', not {overflow!r}")
+
+
+class AsyncHandler(logging.Handler):
+    """Base of aiolog's handlers: ``emit()`` takes microseconds and never touches I/O."""
+
+    terminator = "\n"
+    _writer: Writer
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.formatter = FastFormatter()
+        self._released = False
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        """Set the formatter; a plain ``logging.Formatter`` is swapped for the same-output fast one."""
+        super().setFormatter(fast_equivalent(fmt))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.submit((self, self._snapshot(record)))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _snapshot(self, record: logging.LogRecord) -> logging.LogRecord:
+        """Copy the record with its message merged and exception rendered, as the caller saw them.
+
+        Arguments mutated after the call, or a traceback's frames released, cannot change what
+        is logged; other handlers still see the original record untouched.
+        """
+        snap = _new_record(logging.LogRecord)
+        snap.__dict__.update(record.__dict__)
+        try:
+            message = record.getMessage()
+        except Exception:
+            self.handleError(record)
+            # The record is still written, with what could be rendered of it.
+            message = (f"{_safe_repr(record.msg)} % {_safe_repr(record.args)} "
+                       "(aiolog: message could not be formatted)")
+        snap.msg = message
+        snap.args = None
+        if record.exc_info:
+            snap.exc_text = record.exc_text or self._exception_text(record)
+            snap.exc_info = None
+        return snap
+
+    def _exception_text(self, record: logging.LogRecord) -> str:
+        formatter = self.formatter or logging.Formatter()
+        try:
+            return formatter.formatException(record.exc_info)  # type: ignore[arg-type]
+        except Exception:
+            self.handleError(record)
+            return f"{_safe_repr(record.exc_info[1])} (aiolog: traceback could not be rendered)"  # type: ignore[index]
+
+    def stats(self) -> dict[str, int]:
+        """Counts of this handler's writer: written, dropped, rotations, errors, queued."""
+        return self._writer.stats()
+
+    def flush(self) -> None:
+        """Write everything queued before returning (blocks: prefer ``await aiolog.flush()``)."""
+        if not self._released:
+            self._writer.write_now(None)
+
+    async def aflush(self) -> None:
+        """Return once every record this handler took so far is written."""
+        await self._writer.flush()
+
+    def close(self) -> None:
+        try:
+            if not self._released:
+                self._released = True
+                self._release()
+        finally:
+            super().close()
+
+    async def aclose(self) -> None:
+        """Drain and close without blocking the event loop."""
+        try:
+            if not self._released:
+                self._released = True
+                if self._writer.users == 1:
+                    await self._writer.aclose()
+                self._release()
+        finally:
+            super().close()
+
+    def _release(self) -> None:
+        self._writer.close()
+
+
+class AsyncFileHandler(AsyncHandler):
+    """Log to a file, rotated by size and/or time, safely shared by many processes.
+
+    Args:
+        filename: the log file; its directory must exist.
+        max_bytes: rotate before the file would grow past this size; 0 turns size rollover off.
+        when, interval, utc: time rollover, as ``TimedRotatingFileHandler`` takes them.
+        backup_count: how many rotated files to keep; 0 keeps all.
+        compress: gzip rotated files in a thread, off the event loop.
+        lock_timeout: seconds after which a rotation lock is stale whoever holds it.
+        max_queue: records waiting at most; then ``overflow`` applies.
+        overflow: ``"block"`` writes synchronously and loses nothing; ``"drop"`` counts and
+            later logs how many were dropped.
+        encoding, errors: how text becomes bytes; unencodable text is escaped, not lost.
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], *, max_bytes: int = 0,
+                 when: str | None = None, interval: int = 1, utc: bool = False,
+                 backup_count: int = 0, compress: bool = False, lock_timeout: float = 10.0,
+                 max_queue: int = DEFAULT_MAX_QUEUE, overflow: Overflow = "block",
+                 encoding: str = "utf-8", errors: str = "backslashreplace",
+                 level: int | str = logging.NOTSET) -> None:
+        _check_queue_options(max_queue, overflow)
+        super().__init__(level)
+        self.baseFilename = os.path.abspath(os.fspath(filename))
+        self._writer = file_writer(
+            self.baseFilename, max_queue=max_queue, overflow=overflow, max_bytes=max_bytes,
+            when=when, interval=interval, utc=utc, backup_count=backup_count,
+            compress=compress, lock_timeout=lock_timeout, encoding=encoding, errors=errors)
+
+    def _release(self) -> None:
+        release_writer(self._writer)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.baseFilename} ({logging.getLevelName(self.level)})>"
+
+
+class AsyncStreamHandler(AsyncHandler):
+    """Log to a text stream (``sys.stderr`` by default) whose writes happen off the loop.
+
+    Args:
+        stream: any object with ``write()`` (and optionally ``flush()``).
+        max_queue, overflow: as for ``AsyncFileHandler``.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, max_queue: int = DEFAULT_MAX_QUEUE,
+                 overflow: Overflow = "block", level: int | str = logging.NOTSET) -> None:
+        _check_queue_options(max_queue, overflow)
+        super().__init__(level)
+        self.stream = sys.stderr if stream is None else stream
+        if not callable(getattr(self.stream, "write", None)):
+            raise TypeError(f"stream must have a write() method, not {self.stream!r}")
+        self._writer = Writer(StreamSink(self.stream), max_queue=max_queue, overflow=overflow)
+        self._writer.users = 1
+
+    def __repr__(self) -> str:
+        name = getattr(self.stream, "name", repr(self.stream))
+        return f"<{type(self).__name__} {name} ({logging.getLevelName(self.level)})>"

@@ -1,0 +1,201 @@
+"""Size and time rollover policies and the rename sequence.
+
+Everything here is plain blocking file-system work on paths; it knows nothing of queues, tasks or
+event loops, and must only be called with the rotation lock held (compression excepted).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Final
+
+_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+# Suffixes as logging.handlers.TimedRotatingFileHandler names them.
+_SUFFIX: Final = {
+    "S": ("%Y-%m-%d_%H-%M-%S", r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"),
+    "M": ("%Y-%m-%d_%H-%M", r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}"),
+    "H": ("%Y-%m-%d_%H", r"\d{4}-\d{2}-\d{2}_\d{2}"),
+    "D": ("%Y-%m-%d", r"\d{4}-\d{2}-\d{2}"),
+}
+_EPOCH_MONDAY_OFFSET: Final = 3  # 1970-01-01 was a Thursday
+
+
+@dataclass(frozen=True)
+class TimePolicy:
+    """Interval boundaries computed from the wall clock alone, so every process agrees on them."""
+
+    when: str
+    interval: int = 1
+    utc: bool = False
+
+    @classmethod
+    def parse(cls, when: str, interval: int, utc: bool) -> TimePolicy:
+        """Validate ``when``/``interval`` as ``TimedRotatingFileHandler`` accepts them."""
+        key = when.upper()
+        if not (key in _SECONDS or key == "MIDNIGHT" or re.fullmatch(r"W[0-6]", key)):
+            raise ValueError(f"Cannot parse rotation from when={when!r}: expected one of "
+                             "'S', 'M', 'H', 'D', 'midnight', 'W0'..'W6'")
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"interval must be a positive integer, not {interval!r}")
+        if key.startswith("W"):
+            interval = 1  # as TimedRotatingFileHandler: weekly rotation ignores interval
+        return cls(key, interval, utc)
+
+    def _offset(self, t: float) -> int:
+        return 0 if self.utc else time.localtime(t).tm_gmtoff
+
+    def interval_start(self, t: float) -> float:
+        """The start of the interval holding wall-clock time ``t``."""
+        offset = self._offset(t)
+        local = t + offset
+        if self.when in _SECONDS:
+            period = _SECONDS[self.when] * self.interval
+            return local - local % period - offset
+        day_start = local - local % 86400
+        if self.when == "MIDNIGHT":
+            days = int(day_start // 86400)
+            return day_start - (days % self.interval) * 86400 - offset
+        weekday = (int(day_start // 86400) + _EPOCH_MONDAY_OFFSET) % 7
+        back = (weekday - int(self.when[1])) % 7
+        return day_start - back * 86400 - offset
+
+    def next_boundary(self, t: float) -> float:
+        """The first boundary after ``t``."""
+        start = self.interval_start(t)
+        if self.when in _SECONDS and self.when != "D":
+            return start + _SECONDS[self.when] * self.interval
+        days = 7 if self.when.startswith("W") else self.interval
+        # A local day lasts 23 or 25 hours across a daylight-saving change: land two hours
+        # into the next interval and take its start.
+        return self.interval_start(start + days * 86400 + 7200)
+
+    def suffix(self, t: float) -> str:
+        key = self.when if self.when in _SUFFIX else "D"
+        convert = time.gmtime if self.utc else time.localtime
+        return time.strftime(_SUFFIX[key][0], convert(self.interval_start(t)))
+
+    def suffix_pattern(self) -> str:
+        return _SUFFIX[self.when if self.when in _SUFFIX else "D"][1]
+
+
+def link_no_replace(src: str, dst: str) -> bool:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists; return whether it moved.
+
+    ``os.rename`` silently replaces its target, and a replaced log file is a lost log file.
+    A hard link fails on an existing target, atomically.
+    """
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(dst):
+            return False
+        os.rename(src, dst)
+        return True
+    os.unlink(src)
+    return True
+
+
+def _backups(path: str, pattern: str) -> list[tuple[str, re.Match[str]]]:
+    """The rotated files of ``path`` whose suffix matches ``pattern``, by listing the directory.
+
+    One listing per rotation: the cost follows the files that exist, not ``backup_count``.
+    """
+    directory, base = os.path.split(path)
+    matcher = re.compile(re.escape(base) + r"\." + pattern + r"(?:\.gz)?$")
+    found = []
+    for name in os.listdir(directory or "."):
+        match = matcher.match(name)
+        if match:
+            found.append((os.path.join(directory, name), match))
+    return found
+
+
+def rotate_by_size(path: str, backup_count: int) -> str:
+    """Shift ``path.N`` up by one (newest is ``.1``), move ``path`` to ``.1``, apply retention.
+
+    Returns the name the current file now has.
+    """
+    indexed = sorted(((int(m.group(1)), p) for p, m in _backups(path, r"(\d+)")), reverse=True)
+    for index, old in indexed:
+        gz = ".gz" if old.endswith(".gz") else ""
+        if backup_count and index >= backup_count:
+            os.unlink(old)  # retention: the only deletion of a log file aiolog ever makes
+            continue
+        # Highest first, so the target was already moved up; a stray file there is kept.
+        link_no_replace(old, f"{path}.{index + 1}{gz}")
+    target = f"{path}.1"
+    if not link_no_replace(path, target):
+        target = _free_name(target)
+        link_no_replace(path, target)
+    return target
+
+
+def rotate_by_time(path: str, suffix: str, backup_count: int, pattern: str) -> str:
+    """Move ``path`` to ``path.<suffix>`` (or a free ``.<suffix>.N``), apply retention."""
+    target = f"{path}.{suffix}"
+    if not link_no_replace(path, target):
+        target = _free_name(target)
+        link_no_replace(path, target)
+    if backup_count:
+        found = _backups(path, f"({pattern})(?:\\.(\\d+))?")
+        found.sort(key=lambda item: (item[1].group(1), int(item[1].group(2) or 0)))
+        for old, _ in found[: max(0, len(found) - backup_count)]:
+            os.unlink(old)
+    return target
+
+
+def _free_name(taken: str) -> str:
+    n = 1
+    while os.path.lexists(f"{taken}.{n}") or os.path.lexists(f"{taken}.{n}.gz"):
+        n += 1
+    return f"{taken}.{n}"
+
+
+def compress(path: str) -> tuple[str, int] | None:
+    """Gzip ``path`` to a hidden partial file; return it and the source inode.
+
+    The caller renames the partial file into place under the rotation lock (the source may
+    have been shifted to another name meanwhile). A crash before that leaves the plain file
+    and a ``.part`` file, never a torn ``.gz``.
+    """
+    try:
+        source = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with source:
+        inode = os.fstat(source.fileno()).st_ino
+        directory, base = os.path.split(path)
+        partial = os.path.join(directory, f".{base}.{inode}.gz.part")
+        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                        filename=base) as gz:
+            shutil.copyfileobj(source, gz, 1 << 20)
+        return partial, inode
+
+
+def place_compressed(path: str, partial: str, inode: int, rotated_to: str,
+                     pattern: str) -> None:
+    """Under the lock: give ``partial`` the name its source now has, plus ``.gz``.
+
+    The source was ``rotated_to`` when compression began; a later size rotation may have
+    shifted it up since, so it is found again by its inode.
+    """
+    candidates = [rotated_to] + [p for p, _ in _backups(path, pattern)]
+    for candidate in candidates:
+        if candidate.endswith(".gz"):
+            continue
+        try:
+            if os.stat(candidate).st_ino != inode:
+                continue
+        except FileNotFoundError:
+            continue
+        if link_no_replace(partial, candidate + ".gz"):
+            os.unlink(candidate)
+        return
+    os.unlink(partial)  # the source was deleted by retention meanwhile
