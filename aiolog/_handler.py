@@ -13,6 +13,7 @@ from ._writer import Overflow, Writer, file_writer, release_writer
 
 DEFAULT_MAX_QUEUE = 10_000
 _new_record = logging.LogRecord.__new__
+_DEFAULT_FORMATTER = FastFormatter()
 
 
 def _safe_repr(value: object) -> str:
@@ -37,12 +38,14 @@ class AsyncHandler(logging.Handler):
 
     def __init__(self, level: int | str = logging.NOTSET) -> None:
         super().__init__(level)
-        self.formatter = FastFormatter()
         self._released = False
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
         """Set the formatter; a plain ``logging.Formatter`` is swapped for the same-output fast one."""
         super().setFormatter(fast_equivalent(fmt))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return (self.formatter or _DEFAULT_FORMATTER).format(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -75,7 +78,7 @@ class AsyncHandler(logging.Handler):
         return snap
 
     def _exception_text(self, record: logging.LogRecord) -> str:
-        formatter = self.formatter or logging.Formatter()
+        formatter = self.formatter or _DEFAULT_FORMATTER
         try:
             return formatter.formatException(record.exc_info)  # type: ignore[arg-type]
         except Exception:

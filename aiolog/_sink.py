@@ -6,14 +6,10 @@ when there is no event loop to hand the work to.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import time
-from concurrent.futures import Executor
 from typing import Final, Protocol, TextIO
-
-import aiofiles.threadpool
 
 from . import _rotation
 from ._lock import Lockfile
@@ -28,7 +24,6 @@ class Sink(Protocol):
     def encode(self, text: str) -> bytes | str: ...
     def prepare(self, incoming: int) -> bool: ...
     def write(self, data: bytes | str) -> None: ...
-    async def write_async(self, data: bytes | str, executor: Executor) -> None: ...
     def close(self) -> None: ...
 
 
@@ -50,9 +45,6 @@ class StreamSink:
         flush = getattr(self.stream, "flush", None)
         if flush is not None:
             flush()
-
-    async def write_async(self, data: bytes | str, executor: Executor) -> None:
-        await asyncio.get_running_loop().run_in_executor(executor, self.write, data)
 
     def close(self) -> None:
         flush = getattr(self.stream, "flush", None)
@@ -145,15 +137,6 @@ class FileSink:
         view = memoryview(data)  # type: ignore[arg-type]
         while view:
             written = self._file.write(view)  # type: ignore[union-attr]
-            view = view[written or 0 :]
-
-    async def write_async(self, data: bytes | str, executor: Executor) -> None:
-        if self._file is None:
-            self.open()
-        afile = aiofiles.threadpool.wrap(self._file, executor=executor)
-        view = memoryview(data)  # type: ignore[arg-type]
-        while view:
-            written = await afile.write(view)
             view = view[written or 0 :]
 
     def close(self) -> None:

@@ -72,7 +72,8 @@ class Writer:
         self._wakeup: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._progress: asyncio.Event | None = None
-        self._in_hand: Chunk | None = None
+        self._in_hand: Chunk | None = None  # taken from the queue, not yet written
+        self._in_flight: Future[bool] | None = None  # the executor job writing _in_hand
         self._closing = False
         self.closed = False
         self._failing = False
@@ -199,23 +200,20 @@ class Writer:
         return chunk
 
     async def _write_chunk(self, chunk: Chunk) -> None:
-        loop = asyncio.get_running_loop()
         delay = _RETRY_FIRST
         while self._in_hand is chunk:
+            job = self._executor.submit(self._try_write, chunk.data)
+            self._in_flight = job
             try:
-                ready = await loop.run_in_executor(self._executor, self.sink.prepare,
-                                                   len(chunk.data))
-                if self._in_hand is not chunk:
-                    return  # a synchronous drain wrote it while we waited
-                if not ready:
-                    await asyncio.sleep(_LOCK_POLL)  # another process is rotating
-                    continue
-                self._in_hand = None
-                # Handed to our single executor thread: a synchronous drain submitted after
-                # this point runs after it, so order holds without holding a lock here.
-                await self.sink.write_async(chunk.data, self._executor)
+                # Shielded: asyncio.run() cancels this task at exit, and a cancelled executor
+                # job that had not started yet would silently drop the chunk. On cancellation
+                # _in_flight stays set, so write_now() learns from the job what was written.
+                written = await asyncio.shield(asyncio.wrap_future(job))
+                self._in_flight = None
             except OSError as exc:
-                self._in_hand = chunk if self._in_hand is None else self._in_hand
+                self._in_flight = None
+                if self._in_hand is not chunk:
+                    return  # write_now() took the chunk over
                 self._report_failure(exc)
                 if self._closing:  # shutdown must return while the disk refuses writes
                     self._in_hand = None
@@ -224,9 +222,22 @@ class Writer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
+            if self._in_hand is not chunk:
+                return  # write_now() took the chunk over and settled it
+            if not written:
+                await asyncio.sleep(_LOCK_POLL)  # another process is rotating
+                continue
+            self._in_hand = None
             self._recovered()
             self._settle(chunk.count, ok=True)
             self._schedule_compression()
+
+    def _try_write(self, data: bytes | str) -> bool:
+        """On the executor thread: write unless another process holds the rotation lock."""
+        if not self.sink.prepare(len(data)):
+            return False
+        self.sink.write(data)
+        return True
 
     def _settle(self, count: int, *, ok: bool) -> None:
         with self._count_lock:
@@ -257,9 +268,14 @@ class Writer:
         """Write the chunk in hand, everything queued, then ``item``, before returning."""
         with self._sync_lock:
             pending = []
-            if self._in_hand is not None:
-                pending.append(self._in_hand)
+            chunk, job = self._in_hand, self._in_flight
+            self._in_flight = None
+            if chunk is not None:
                 self._in_hand = None
+                if job is not None and self._wrote(job):
+                    self._settle(chunk.count, ok=True)
+                else:
+                    pending.append(chunk)
             while self._records:
                 pending.append(self._take_chunk())
                 self._in_hand = None
@@ -269,6 +285,14 @@ class Writer:
                 pending.append(Chunk(1, self.sink.encode(_format(*item))))
             for chunk in pending:
                 self._write_blocking(chunk)
+
+    @staticmethod
+    def _wrote(job: Future[bool]) -> bool:
+        """Wait for the task's write job; whether it wrote its chunk."""
+        try:
+            return job.result()
+        except Exception:
+            return False
 
     def _write_blocking(self, chunk: Chunk) -> None:
         try:

@@ -1,0 +1,328 @@
+"""The record path: emit never blocks, every record arrives once, whole and in order."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import logging.config
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import aiolog
+from aiolog._format import FastFormatter
+
+from .conftest import lines, run_script
+
+
+def numbers(path: Path, marker: str) -> list[int]:
+    return [int(line.rsplit(" ", 1)[1]) for line in lines(path) if marker in line]
+
+
+class TestDelivery:
+    async def test_loop_and_threads_each_record_exactly_once_in_order(self, tmp_path: Path) -> None:
+        """Records from the loop and from 4 threads all arrive once, whole, per logger in order."""
+        path = tmp_path / "app.log"
+        await aiolog.configure(path, format="%(name)s %(message)s")
+        per_source = 5000
+
+        def from_thread(n: int) -> None:
+            log = logging.getLogger(f"thread{n}")
+            for i in range(per_source):
+                log.info("record %d", i)
+
+        loop = asyncio.get_running_loop()
+        threads = [loop.run_in_executor(None, from_thread, n) for n in range(4)]
+        log = logging.getLogger("loop")
+        for i in range(per_source):
+            log.info("record %d", i)
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+        await asyncio.gather(*threads)
+        await aiolog.flush()
+
+        for source in ["loop", "thread0", "thread1", "thread2", "thread3"]:
+            assert numbers(path, source + " ") == list(range(per_source)), source
+        assert len(lines(path)) == 5 * per_source
+
+    async def test_flush_means_written(self, tmp_path: Path) -> None:
+        """After ``await flush()`` the file holds every record logged before it."""
+        path = tmp_path / "app.log"
+        await aiolog.configure(path, format="%(message)s")
+        for i in range(3000):
+            logging.getLogger("a").warning("n %d", i)
+        await aiolog.flush()
+        assert numbers(path, "n ") == list(range(3000))
+
+    async def test_stats_count_what_happened(self, tmp_path: Path) -> None:
+        """stats() reports written, dropped, rotations, errors and queued."""
+        [handler] = await aiolog.configure(tmp_path / "app.log")
+        for i in range(10):
+            logging.getLogger("a").info("n %d", i)
+        await aiolog.flush()
+        assert handler.stats() == {"written": 10, "dropped": 0, "rotations": 0, "errors": 0,
+                                   "queued": 0}
+
+    async def test_emit_does_not_wait_for_a_stalled_sink(self) -> None:
+        """While the sink's write is stuck, logging returns and other tasks keep running."""
+        release = threading.Event()
+        entered = threading.Event()
+
+        class StuckStream(io.StringIO):
+            def write(self, text: str) -> int:
+                entered.set()
+                release.wait(10)
+                return super().write(text)
+
+        stream = StuckStream()
+        await aiolog.configure(handlers=[aiolog.AsyncStreamHandler(stream)])
+        logging.getLogger("a").warning("first")
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+        ticks = 0
+        for i in range(200):  # the sink is stuck during all of these
+            logging.getLogger("a").warning("more %d", i)
+            await asyncio.sleep(0)
+            ticks += 1
+        assert ticks == 200 and not release.is_set()
+        release.set()
+        await aiolog.flush()
+        assert stream.getvalue().count("more") == 200
+
+    async def test_two_handlers_on_one_path_share_one_writer(self, tmp_path: Path) -> None:
+        """Two handlers naming the same file (by different spellings) share one writer."""
+        a = aiolog.AsyncFileHandler(tmp_path / "app.log")
+        b = aiolog.AsyncFileHandler(os.path.join(str(tmp_path), ".", "app.log"))
+        try:
+            assert a._writer is b._writer
+            with pytest.raises(ValueError, match="other rotation options"):
+                aiolog.AsyncFileHandler(tmp_path / "app.log", max_bytes=10)
+        finally:
+            a.close()
+            b.close()
+
+
+class TestSnapshot:
+    async def test_mutating_args_after_the_call_changes_nothing(self, tmp_path: Path) -> None:
+        """The message is merged with its args at the call, not when it is written."""
+        path = tmp_path / "app.log"
+        await aiolog.configure(path, format="%(message)s")
+        payload = {"state": "before"}
+        logging.getLogger("a").info("payload %s", payload)
+        payload["state"] = "after"
+        await aiolog.flush()
+        assert lines(path) == ["payload {'state': 'before'}"]
+
+    async def test_exception_text_is_rendered_at_the_call(self, tmp_path: Path) -> None:
+        """The traceback is logged as it was, and the original record keeps its exc_info."""
+        path = tmp_path / "app.log"
+        seen: list[logging.LogRecord] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record)
+
+        await aiolog.configure(path, format="%(message)s")
+        logging.getLogger().addHandler(keep := Keep())
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            logging.getLogger("a").exception("failed")
+        finally:
+            logging.getLogger().removeHandler(keep)
+        await aiolog.flush()
+        text = path.read_text()
+        assert text.startswith("failed\nTraceback (most recent call last):")
+        assert "KeyError: 'boom'" in text
+        assert seen[0].exc_info is not None and seen[0].args == ()
+
+
+class TestFormatter:
+    @pytest.mark.parametrize("fmt,datefmt", [
+        ("%(asctime)s %(levelname)s %(name)s: %(message)s", None),
+        ("%(asctime)s|%(msecs)03d|%(message)s", "%H:%M:%S"),
+        ("{asctime} {levelname:<8} {message}", None),
+    ])
+    def test_output_is_byte_identical_to_logging_formatter(self, fmt: str, datefmt: str | None) -> None:
+        """FastFormatter writes exactly what logging.Formatter writes, across second boundaries."""
+        style = "{" if fmt.startswith("{") else "%"
+        ours, theirs = FastFormatter(fmt, datefmt, style), logging.Formatter(fmt, datefmt, style)  # type: ignore[arg-type]
+        start = time.time()
+        for i in range(3000):
+            record = logging.makeLogRecord({"msg": "m %d", "args": (i,), "levelno": 20,
+                                            "levelname": "INFO", "name": "x"})
+            record.created = start + i * 0.0017
+            record.msecs = (record.created - int(record.created)) * 1000
+            assert ours.format(record) == theirs.format(record)
+
+    async def test_plain_formatters_are_swapped_for_the_fast_one(self, tmp_path: Path) -> None:
+        """A handler given a logging.Formatter uses FastFormatter with the same settings."""
+        handler = aiolog.AsyncFileHandler(tmp_path / "app.log")
+        handler.setFormatter(logging.Formatter("%(message)s!", "%H"))
+        try:
+            assert type(handler.formatter) is FastFormatter
+            assert handler.formatter._fmt == "%(message)s!" and handler.formatter.datefmt == "%H"
+        finally:
+            handler.close()
+
+
+class TestConfigure:
+    async def test_configure_again_replaces_the_earlier_handlers(self, tmp_path: Path) -> None:
+        """A second configure() writes the first file out and replaces its handler."""
+        first, second = tmp_path / "1.log", tmp_path / "2.log"
+        await aiolog.configure(first, format="%(message)s")
+        logging.getLogger("a").info("one")
+        await aiolog.configure(second, format="%(message)s")
+        logging.getLogger("a").info("two")
+        await aiolog.flush()
+        assert lines(first) == ["one"] and lines(second) == ["two"]
+        assert sum(isinstance(h, aiolog.AsyncHandler) for h in logging.getLogger().handlers) == 1
+
+    async def test_several_handlers(self, tmp_path: Path) -> None:
+        """configure(handlers=[...]) installs each one and each gets the records."""
+        stream = io.StringIO()
+        handlers = [aiolog.AsyncFileHandler(tmp_path / "a.log"), aiolog.AsyncStreamHandler(stream)]
+        await aiolog.configure(handlers=handlers, format="%(levelname)s %(message)s")
+        logging.getLogger("x").error("both")
+        await aiolog.flush()
+        assert lines(tmp_path / "a.log") == ["ERROR both"]
+        assert stream.getvalue() == "ERROR both\n"
+
+    async def test_level_is_applied(self, tmp_path: Path) -> None:
+        """Records below the configured level are not written."""
+        path = tmp_path / "app.log"
+        await aiolog.configure(path, level="WARNING", format="%(message)s")
+        logging.getLogger("a").info("hidden")
+        logging.getLogger("a").warning("shown")
+        await aiolog.flush()
+        assert lines(path) == ["shown"]
+
+    async def test_bad_options_raise_at_configure(self, tmp_path: Path) -> None:
+        """Invalid options are refused when given, with a message naming them."""
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            await aiolog.configure(tmp_path / "missing" / "app.log")
+        with pytest.raises(ValueError, match="Cannot parse rotation from when='fortnight'"):
+            await aiolog.configure(tmp_path / "app.log", when="fortnight")
+        with pytest.raises(ValueError, match="overflow must be"):
+            await aiolog.configure(tmp_path / "app.log", overflow="maybe")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="max_queue"):
+            await aiolog.configure(tmp_path / "app.log", max_queue=0)
+        with pytest.raises(ValueError, match="max_bytes"):
+            await aiolog.configure(tmp_path / "app.log", max_bytes=-1)
+
+    async def test_dictconfig(self, tmp_path: Path) -> None:
+        """AsyncFileHandler works from logging.config.dictConfig with its options."""
+        path = tmp_path / "app.log"
+        logging.config.dictConfig({
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(levelname)s:%(message)s"}},
+            "handlers": {"file": {"class": "aiolog.AsyncFileHandler", "filename": str(path),
+                                  "max_bytes": 1000, "backup_count": 2, "formatter": "plain"}},
+            "root": {"level": "INFO", "handlers": ["file"]},
+        })
+        logging.getLogger("a").info("configured")
+        await aiolog.flush()
+        assert lines(path) == ["INFO:configured"]
+
+    def test_stderr_handler_writes_into_a_pipe(self, tmp_path: Path) -> None:
+        """configure(filename=None) logs to stderr, here a pipe read by the parent."""
+        proc = run_script(tmp_path, """
+            import asyncio, logging, aiolog
+            async def main():
+                await aiolog.configure(None, format="%(levelname)s %(message)s")
+                for i in range(1000):
+                    logging.getLogger("app").warning("line %d", i)
+                await aiolog.shutdown()
+            asyncio.run(main())
+        """)
+        assert proc.stderr.splitlines() == [f"WARNING line {i}" for i in range(1000)]
+
+
+class TestWithoutALoop:
+    def test_records_before_any_loop_are_written(self, tmp_path: Path) -> None:
+        """A record logged before an event loop exists is written synchronously."""
+        path = tmp_path / "app.log"
+        handler = aiolog.AsyncFileHandler(path)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger("a").warning("no loop yet")
+        assert lines(path) == ["no loop yet"]
+
+    def test_records_from_a_thread_after_the_loop_closed(self, tmp_path: Path) -> None:
+        """Records queued when the loop closes, and logged from a thread after, all arrive."""
+        path = tmp_path / "app.log"
+
+        async def main() -> None:
+            await aiolog.configure(path, format="%(message)s")
+            for i in range(500):
+                logging.getLogger("a").warning("in loop %d", i)
+
+        asyncio.run(main())
+        worker = threading.Thread(target=lambda: logging.getLogger("a").warning("after 0"))
+        worker.start()
+        worker.join()
+        assert numbers(path, "in loop") == list(range(500))
+        assert lines(path)[-1] == "after 0"
+
+    async def test_records_after_shutdown_are_written(self, tmp_path: Path) -> None:
+        """A handler still attached after shutdown() writes synchronously."""
+        path = tmp_path / "app.log"
+        handler = aiolog.AsyncFileHandler(path)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger("a").warning("before")
+        await aiolog.shutdown()
+        logging.getLogger("a").warning("after")
+        assert lines(path) == ["before", "after"]
+
+    @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+    def test_exit_without_shutdown_loses_nothing(self, tmp_path: Path, loop: str) -> None:
+        """asyncio.run(main()) logging 20,000 records and never calling shutdown() writes all."""
+        run_script(tmp_path, """
+            import asyncio, logging, sys, aiolog
+            async def main():
+                await aiolog.configure("app.log", format="%(message)s")
+                for i in range(20000):
+                    logging.getLogger("app").info("n %d", i)
+                    if i % 1000 == 0:
+                        await asyncio.sleep(0)
+            if sys.argv[1] == "uvloop":
+                import uvloop
+                uvloop.run(main())
+            else:
+                asyncio.run(main())
+        """, loop)
+        assert numbers(tmp_path / "app.log", "n ") == list(range(20000))
+
+
+class TestOverflow:
+    async def test_block_writes_synchronously_and_loses_nothing(self, tmp_path: Path) -> None:
+        """With overflow='block' a full queue is written out by the caller, in order."""
+        path = tmp_path / "app.log"
+        [handler] = await aiolog.configure(path, format="%(message)s", max_queue=50)
+        for i in range(2000):  # no await: the writer task cannot run meanwhile
+            logging.getLogger("a").info("n %d", i)
+        assert handler.stats()["queued"] <= 50
+        await aiolog.flush()
+        assert numbers(path, "n ") == list(range(2000))
+        assert handler.stats()["dropped"] == 0
+
+    async def test_drop_counts_and_reports_the_drops(self, tmp_path: Path) -> None:
+        """With overflow='drop' records past max_queue are counted and one line reports them."""
+        path = tmp_path / "app.log"
+        [handler] = await aiolog.configure(path, format="%(name)s %(message)s", max_queue=100,
+                                           overflow="drop")
+        for i in range(1000):
+            logging.getLogger("a").info("n %d", i)
+        assert handler.stats()["queued"] == 100
+        await aiolog.flush()
+        logging.getLogger("a").info("n %d", 1000)  # after recovery
+        await aiolog.flush()
+        assert numbers(path, "a n") == list(range(100)) + [1000]
+        assert handler.stats()["dropped"] == 900
+        assert "aiolog dropped 900 records: queue full (overflow='drop')" in path.read_text()
