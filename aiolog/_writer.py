@@ -267,7 +267,6 @@ class Writer:
     def write_now(self, item: Item | None) -> None:
         """Write the chunk in hand, everything queued, then ``item``, before returning."""
         with self._sync_lock:
-            pending = []
             chunk, job = self._in_hand, self._in_flight
             self._in_flight = None
             if chunk is not None:
@@ -275,16 +274,15 @@ class Writer:
                 if job is not None and self._wrote(job):
                     self._settle(chunk.count, ok=True)
                 else:
-                    pending.append(chunk)
-            while self._records:
-                pending.append(self._take_chunk())
+                    self._write_blocking(chunk)
+            while self._records:  # one chunk at a time: formatted just before it is written
+                chunk = self._take_chunk()
                 self._in_hand = None
+                self._write_blocking(chunk)
             if item is not None:
                 with self._count_lock:
                     self._taken += 1
-                pending.append(Chunk(1, self.sink.encode(_format(*item))))
-            for chunk in pending:
-                self._write_blocking(chunk)
+                self._write_blocking(Chunk(1, self.sink.encode(_format(*item))))
 
     @staticmethod
     def _wrote(job: Future[bool]) -> bool:

@@ -1,0 +1,97 @@
+"""Reading a rotated log set back and checking it, for the multi-process tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+LINE = re.compile(r"^(\d+\.\d{6}) (P\d+(?:g\d+)?) (\d+)$")
+WORKER = Path(__file__).parent / "scripts" / "log_worker.py"
+
+
+@dataclass
+class Record:
+    created: float
+    source: str
+    seq: int
+
+
+@dataclass
+class LogFile:
+    name: str
+    records: list[Record]
+
+
+def start_workers(path: Path, tags: list[str], n: int, **config: object) -> list[subprocess.Popen[bytes]]:
+    """Start one real process per tag, each logging ``n`` records into ``path``.
+
+    Each traces its writes and rotations into ``<path>.<tag>.trace``.
+    """
+    return [subprocess.Popen([sys.executable, str(WORKER), json.dumps(
+        {"path": str(path), "n": n, "tag": tag, "trace": f"{path}.{tag}.trace", **config})])
+        for tag in tags]
+
+
+def wait_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        assert proc.wait(timeout=240) == 0
+
+
+def read_set(directory: Path, base: str = "app.log") -> list[LogFile]:
+    """Every file of the set, oldest first; a line that does not parse fails the test."""
+    def age(name: str) -> tuple[int, int, str]:
+        rest = name[len(base):].removesuffix(".gz").lstrip(".")
+        if rest == "":
+            return (2, 0, "")
+        if rest.isdigit():
+            return (0, -int(rest), "")  # .N: higher is older
+        stamp, _, n = rest.partition(".")  # .<time>[.N]: a free name is newer than the plain one
+        return (1, int(n or 0), stamp)
+
+    names = sorted((n for n in os.listdir(directory)
+                    if n.startswith(base) and not n.endswith((".lock", ".break", ".trace"))),
+                   key=age)
+    files = []
+    for name in names:
+        raw = (directory / name).read_bytes()
+        if name.endswith(".gz"):
+            raw = gzip.decompress(raw)
+        records = []
+        for line in raw.decode("utf-8").splitlines():
+            match = LINE.match(line)
+            assert match, f"torn or interleaved line in {name}: {line!r}"
+            records.append(Record(float(match[1]), match[2], int(match[3])))
+        files.append(LogFile(name, records))
+    return files
+
+
+def check_complete_and_ordered(files: list[LogFile], expected: dict[str, int]) -> None:
+    """Each source's records appear exactly once, in order, across the files oldest first."""
+    seen: dict[str, list[int]] = defaultdict(list)
+    for f in files:
+        for r in f.records:
+            seen[r.source].append(r.seq)
+    assert set(seen) == set(expected)
+    for source, count in expected.items():
+        assert seen[source] == list(range(count)), f"{source}: lost, duplicated or out of order"
+
+
+def latest_write_after_rotation(directory: Path) -> float:
+    """How long after a file was rotated away a process still wrote into it, from the traces."""
+    writes, rotated_at = [], {}
+    for trace in directory.glob("*.trace"):
+        for event in trace.read_text().splitlines():
+            kind, at, inode = event.split()
+            if kind == "write":
+                writes.append((float(at), int(inode)))
+            else:
+                rotated_at[int(inode)] = min(float(at), rotated_at.get(int(inode), float("inf")))
+    assert writes and rotated_at, "no trace: the workers did not write or rotate"
+    return max([at - rotated_at[inode] for at, inode in writes if inode in rotated_at] + [0.0])

@@ -1,0 +1,57 @@
+"""A worker process for the multi-process tests: log N numbered records, then shut down.
+
+Each line carries the time the record was created. With ``trace`` set, the worker also records
+when each write and each rotation happened and on which inode, so the tests can tell how late a
+write reached a file already rotated away.
+"""
+
+import asyncio
+import json
+import logging
+import sys
+import time
+
+import aiolog
+from aiolog._sink import FileSink
+
+LINE_FORMAT = "%(created).6f %(message)s"
+
+
+def trace_writes_and_rotations(events: list[str]) -> None:
+    """Observe FileSink without changing what it does: note each write and rotation."""
+    write, rotate = FileSink.write, FileSink._rotate
+
+    def traced_write(self: FileSink, data: bytes | str) -> None:
+        events.append(f"write {time.time():.6f} {self._identity[1]}")
+        write(self, data)
+
+    def traced_rotate(self: FileSink) -> None:
+        inode = self._identity[1]
+        rotate(self)
+        events.append(f"rotated {time.time():.6f} {inode}")
+
+    FileSink.write = traced_write  # type: ignore[method-assign]
+    FileSink._rotate = traced_rotate  # type: ignore[method-assign]
+
+
+async def main(cfg: dict) -> None:
+    await aiolog.configure(cfg["path"], format=LINE_FORMAT, **cfg.get("options", {}))
+    log = logging.getLogger("w")
+    for i in range(cfg["n"]):
+        log.info("%s %d", cfg["tag"], i)
+        if i % cfg.get("every", 50) == 0:
+            await asyncio.sleep(cfg.get("pause", 0))
+    await aiolog.shutdown()
+
+
+def save_trace(events: list[str], path: str) -> None:
+    with open(path, "w") as out:
+        out.write("".join(event + "\n" for event in events))
+
+
+if __name__ == "__main__":
+    config = json.loads(sys.argv[1])
+    events: list[str] = []
+    trace_writes_and_rotations(events)
+    asyncio.run(main(config))
+    save_trace(events, config["trace"])

@@ -1,0 +1,258 @@
+"""Rollover by size and by time, with many real processes sharing one file."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import aiolog
+from aiolog import _rotation
+from aiolog._writer import CHUNK_BYTES
+
+from .conftest import lines, run_script
+from .logfiles import (WORKER, check_complete_and_ordered, latest_write_after_rotation, read_set, start_workers,
+                       wait_all)
+
+PROCESSES = 4
+RECORDS = 20_000
+
+
+class TestSizeRotationAcrossProcesses:
+    def test_four_processes_share_one_rotating_file(self, tmp_path: Path) -> None:
+        """4 x 20,000 records with a small max_bytes: all once, whole, in order, none misplaced."""
+        max_bytes = 200_000
+        tags = [f"P{p}" for p in range(PROCESSES)]
+        wait_all(start_workers(tmp_path / "app.log", tags, RECORDS,
+                               options={"max_bytes": max_bytes}))
+        files = read_set(tmp_path)
+        assert len(files) > 10  # it really rotated, many times
+        check_complete_and_ordered(files, {t: RECORDS for t in tags})
+        assert latest_write_after_rotation(tmp_path) < 0.1
+        for f in files[:-1]:
+            # Each process checks the size before its chunk; racing writers add one chunk each.
+            assert (tmp_path / f.name).stat().st_size <= max_bytes + PROCESSES * CHUNK_BYTES
+        assert not (tmp_path / "app.log.lock").exists()
+
+    def test_exec_restarting_daemon_with_workers(self, tmp_path: Path) -> None:
+        """Regression: a daemon re-executes itself and starts its workers again; nothing is lost
+        or written into a rotated-away file."""
+        worker = Path(__file__).parent / "scripts" / "log_worker.py"
+        run_script(tmp_path, f"""
+            import asyncio, json, logging, os, subprocess, sys
+            sys.path.insert(0, {str(worker.parent)!r})
+            import aiolog
+            from log_worker import LINE_FORMAT, save_trace, trace_writes_and_rotations
+            generation = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+            events = []
+            trace_writes_and_rotations(events)
+            def start(tag):
+                cfg = {{"path": "app.log", "n": 8000, "tag": tag, "trace": f"{{tag}}.trace",
+                        "options": {{"max_bytes": 100000}}}}
+                return subprocess.Popen([sys.executable, {str(worker)!r}, json.dumps(cfg)])
+            async def main():
+                await aiolog.configure("app.log", format=LINE_FORMAT, max_bytes=100000)
+                workers = [start(f"P{{w}}g{{generation}}") for w in range(2)]
+                log = logging.getLogger("daemon")
+                for i in range(5000):
+                    log.info("P9g%d %d", generation, i)
+                    if i % 50 == 0:
+                        await asyncio.sleep(0)
+                    if generation == 0 and i == 2500:
+                        await aiolog.flush()
+                        save_trace(events, "daemon0.trace")
+                        os.execv(sys.executable, [sys.executable, sys.argv[0], "1"])
+                for proc in workers:
+                    proc.wait()
+                await aiolog.shutdown()
+            asyncio.run(main())
+            save_trace(events, "daemon1.trace")
+            if generation == 1:  # the first generation's workers are still our children
+                while True:
+                    try:
+                        pid, status = os.wait()
+                    except ChildProcessError:
+                        break
+                    assert os.waitstatus_to_exitcode(status) == 0
+        """)
+        files = read_set(tmp_path)
+        expected = {"P0g0": 8000, "P1g0": 8000, "P0g1": 8000, "P1g1": 8000, "P9g1": 5000}
+        seen_g0 = [r.seq for f in files for r in f.records if r.source == "P9g0"]
+        assert seen_g0 == list(range(2501))
+        check_complete_and_ordered(files, expected | {"P9g0": 2501})
+        assert latest_write_after_rotation(tmp_path) < 0.1
+
+    def test_backups_never_exceed_backup_count(self, tmp_path: Path) -> None:
+        """Retention keeps backup_count rotated files, deleting only the oldest."""
+        run_script(tmp_path, """
+            import asyncio, logging, aiolog
+            async def main():
+                await aiolog.configure("app.log", format="%(message)s", max_bytes=1000,
+                                       backup_count=3)
+                for i in range(2000):
+                    logging.getLogger("a").info("n %05d", i)
+                    await aiolog.flush()
+                await aiolog.shutdown()
+            asyncio.run(main())
+        """)
+        assert sorted(p.name for p in tmp_path.glob("app.log*")) == [
+            "app.log", "app.log.1", "app.log.2", "app.log.3"]
+        kept = [line for name in ["app.log.3", "app.log.2", "app.log.1", "app.log"]
+                for line in lines(tmp_path / name)]
+        assert kept == [f"n {i:05d}" for i in range(2000 - len(kept), 2000)]
+
+
+class TestTimeRotationAcrossProcesses:
+    def test_many_processes_rotate_every_second(self, tmp_path: Path) -> None:
+        """Regression: 6 processes with when='S' over several seconds lose nothing, agree on each
+        boundary and name backups as TimedRotatingFileHandler does."""
+        tags = [f"P{p}" for p in range(6)]
+        wait_all(start_workers(tmp_path / "app.log", tags, 3000, every=20, pause=0.02,
+                               options={"when": "S"}))
+        files = read_set(tmp_path)
+        assert len(files) >= 3
+        check_complete_and_ordered(files, {t: 3000 for t in tags})
+        assert latest_write_after_rotation(tmp_path) < 0.1
+        for f in files[:-1]:
+            match = re.fullmatch(r"app\.log\.(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)", f.name)
+            assert match, f.name
+            start = time.mktime(time.strptime(match[1], "%Y-%m-%d_%H-%M-%S"))
+            for r in f.records:
+                # Written within its second, or at most one chunk late after the boundary.
+                assert start - 0.2 <= r.created < start + 1.1, (f.name, r)
+
+    def test_file_from_an_earlier_interval_is_rotated_on_open(self, tmp_path: Path) -> None:
+        """A file left over from yesterday is moved to yesterday's name before today's records."""
+        path = tmp_path / "app.log"
+        path.write_text("old record\n")
+        yesterday = time.time() - 86400
+        os.utime(path, (yesterday, yesterday))
+        run_script(tmp_path, """
+            import asyncio, logging, aiolog
+            async def main():
+                await aiolog.configure("app.log", format="%(message)s", when="midnight")
+                logging.getLogger("a").info("new record")
+                await aiolog.shutdown()
+            asyncio.run(main())
+        """)
+        old_name = "app.log." + time.strftime("%Y-%m-%d", time.localtime(yesterday))
+        assert lines(tmp_path / old_name) == ["old record"]
+        assert lines(path) == ["new record"]
+
+
+class TestNeverOverwrite:
+    def test_a_taken_time_name_gets_a_free_one(self, tmp_path: Path) -> None:
+        """Rotating into a name that exists keeps both files."""
+        base = tmp_path / "app.log"
+        (tmp_path / "app.log.2024-07-06").write_text("earlier\n")
+        (tmp_path / "app.log.2024-07-06.1").write_text("earlier too\n")
+        base.write_text("current\n")
+        target = _rotation.rotate_by_time(str(base), "2024-07-06", 0, r"\d{4}-\d\d-\d\d")
+        assert target == str(tmp_path / "app.log.2024-07-06.2")
+        assert lines(tmp_path / "app.log.2024-07-06") == ["earlier"]
+        assert lines(tmp_path / "app.log.2024-07-06.1") == ["earlier too"]
+        assert lines(tmp_path / "app.log.2024-07-06.2") == ["current"]
+
+    def test_size_shift_keeps_gaps_and_compressed_backups(self, tmp_path: Path) -> None:
+        """Shifting .N up keeps every file, plain or gzipped, with gaps in the numbering."""
+        base = tmp_path / "app.log"
+        for name, text in [("app.log", "c"), ("app.log.1", "b"), ("app.log.2.gz", "a"),
+                           ("app.log.5", "z")]:
+            (tmp_path / name).write_text(text)
+        _rotation.rotate_by_size(str(base), backup_count=0)
+        assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+            "app.log.1": "c", "app.log.2": "b", "app.log.3.gz": "a", "app.log.6": "z"}
+
+    @pytest.mark.parametrize("backup_count", [10, 100_000])
+    def test_rotation_cost_follows_existing_backups(self, tmp_path: Path, backup_count: int) -> None:
+        """With 10 backups on disk, backup_count=100000 does the same file operations as 10."""
+        base = tmp_path / "app.log"
+        for i in range(1, 11):
+            (tmp_path / f"app.log.{i}").write_text(str(i))
+        base.write_text("current")
+        calls: list[str] = []
+
+        def audit(event: str, args: object) -> None:
+            if event.startswith("os.") and active:
+                calls.append(event)
+
+        active = True
+        sys.addaudithook(audit)
+        try:
+            _rotation.rotate_by_size(str(base), backup_count)
+        finally:
+            active = False
+        # 10 shifts + the base: one link and one unlink each, plus one directory listing;
+        # backup_count=10 also deletes the oldest (.10) instead of shifting it.
+        assert calls.count("os.listdir") == 1
+        assert len(calls) == (23 if backup_count == 100_000 else 22)
+
+
+class TestCompression:
+    def test_rotated_files_are_gzipped_and_readable_by_zcat(self, tmp_path: Path) -> None:
+        """compress=True leaves .N.gz files that gzip -dc reads back, and no plain backups."""
+        run_script(tmp_path, f"""
+            import asyncio, logging, sys
+            sys.path.insert(0, {str(WORKER.parent)!r})
+            import aiolog
+            from log_worker import LINE_FORMAT
+            async def main():
+                await aiolog.configure("app.log", format=LINE_FORMAT, max_bytes=20000,
+                                       compress=True)
+                for i in range(5000):
+                    logging.getLogger("a").info("P0 %d", i)
+                    if i % 100 == 0:
+                        await aiolog.flush()
+                await aiolog.shutdown()
+            asyncio.run(main())
+        """)
+        backups = sorted(p.name for p in tmp_path.glob("app.log.*"))
+        assert backups and all(name.endswith(".gz") for name in backups), backups
+        unzipped = subprocess.run(["gzip", "-dc", str(tmp_path / backups[0])],
+                                  capture_output=True, check=True).stdout
+        assert unzipped.decode().splitlines()[-1].endswith(" P0 4999") is False
+        assert re.search(r" P0 \d+$", unzipped.decode().splitlines()[0])
+        check_complete_and_ordered(read_set(tmp_path), {"P0": 5000})
+        assert not list(tmp_path.glob(".*.part"))
+
+    def test_crash_mid_compress_leaves_the_plain_file(self, tmp_path: Path) -> None:
+        """A compressor killed mid-way leaves the rotated file whole and no .gz."""
+        rotated = tmp_path / "app.log.1"
+        rotated.write_bytes(os.urandom(1 << 20) * 60)  # big enough to kill it mid-way
+        before = rotated.stat().st_size
+        proc = subprocess.Popen([sys.executable, "-c",
+                                 "import sys; from aiolog import _rotation; "
+                                 "_rotation.compress(sys.argv[1])", str(rotated)])
+        while not list(tmp_path.glob(".*.part")):
+            assert proc.poll() is None, "compression finished before it could be killed"
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        assert rotated.stat().st_size == before
+        assert not list(tmp_path.glob("*.gz"))
+
+
+class TestRotationInTheLoop:
+    async def test_rotation_counts_and_follows_another_process(self, tmp_path: Path) -> None:
+        """A rotation by another process is noticed before the next chunk: we reopen the path."""
+        path = tmp_path / "app.log"
+        [handler] = await aiolog.configure(path, format="%(message)s", max_bytes=10_000)
+        logging.getLogger("a").info("before")
+        await aiolog.flush()
+        os.rename(path, tmp_path / "app.log.1")  # what another process's rotation does
+        logging.getLogger("a").info("after")
+        await aiolog.flush()
+        assert lines(tmp_path / "app.log.1") == ["before"]
+        assert lines(path) == ["after"]
+        for i in range(3000):
+            logging.getLogger("a").info("n %d", i)
+        await aiolog.flush()
+        assert handler.stats()["rotations"] >= 1
