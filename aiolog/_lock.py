@@ -46,6 +46,11 @@ def _own_identity() -> str:
     return _identity[1]
 
 
+def _read(path: str) -> str:
+    with open(path, encoding="ascii", errors="replace") as f:
+        return f.read()
+
+
 def _holder_is_dead(content: str, path: str) -> bool:
     try:
         pid_text, start_text, host = content.split()
@@ -106,7 +111,8 @@ class Lockfile:
             return
         try:
             st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) == ours:
+            # The inode alone is not enough: a freed inode number is handed out again at once.
+            if (st.st_dev, st.st_ino) == ours and _read(self.path) == _own_identity():
                 os.unlink(self.path)
         except FileNotFoundError:
             pass
@@ -115,8 +121,7 @@ class Lockfile:
         """Unlink a stale lock; return whether the path may be free now."""
         try:
             st = os.stat(self.path)
-            with open(self.path, encoding="ascii", errors="replace") as f:
-                content = f.read()
+            content = _read(self.path)
         except FileNotFoundError:
             return True
         aged = time.time() - st.st_mtime > self.timeout

@@ -40,11 +40,12 @@ _get_running_loop = asyncio._get_running_loop  # the C fast path; None when no l
 class Chunk:
     """Records taken from the queue and their encoded lines, not yet handed to the OS."""
 
-    __slots__ = ("count", "data")
+    __slots__ = ("count", "data", "first")
 
-    def __init__(self, count: int, data: bytes | str) -> None:
+    def __init__(self, count: int, data: bytes | str, first: Item | None) -> None:
         self.count = count
         self.data = data
+        self.first = first  # whose handleError() hears of a failed write
 
 
 class Writer:
@@ -71,6 +72,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._wake_pending = False
+        self._pausing: asyncio.Future[None] | None = None
         self._progress: asyncio.Event | None = None
         self._in_hand: Chunk | None = None  # taken from the queue, not yet written
         self._in_flight: Future[bool] | None = None  # the executor job writing _in_hand
@@ -150,6 +152,12 @@ class Writer:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
+    def _wake_to_close(self) -> None:
+        self._wake()
+        pausing = self._pausing
+        if pausing is not None and not pausing.done():
+            pausing.set_result(None)
+
     def _count_drop(self) -> None:
         with self._count_lock:
             self.dropped += 1
@@ -181,6 +189,7 @@ class Writer:
         records = self._records
         parts = []
         size = count = 0
+        first = records[0] if records else None
         if self._unreported_drops and records:
             with self._count_lock:
                 dropped, self._unreported_drops = self._unreported_drops, 0
@@ -195,7 +204,7 @@ class Writer:
             self._taken += count
         if len(records) < self.max_queue:
             self._space.set()
-        chunk = Chunk(count, self.sink.encode("".join(parts)))
+        chunk = Chunk(count, self.sink.encode("".join(parts)), first)
         self._in_hand = chunk
         return chunk
 
@@ -214,23 +223,34 @@ class Writer:
                 self._in_flight = None
                 if self._in_hand is not chunk:
                     return  # write_now() took the chunk over
-                self._report_failure(exc)
+                self._report_failure(chunk)
                 if self._closing:  # shutdown must return while the disk refuses writes
                     self._in_hand = None
                     self._settle(chunk.count, ok=False)
                     return
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
             if self._in_hand is not chunk:
                 return  # write_now() took the chunk over and settled it
             if not written:
-                await asyncio.sleep(_LOCK_POLL)  # another process is rotating
+                await self._pause(_LOCK_POLL)  # another process is rotating
                 continue
             self._in_hand = None
             self._recovered()
             self._settle(chunk.count, ok=True)
             self._schedule_compression()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep before a retry, cut short by shutdown."""
+        # Not self._wakeup: every new record sets that, which would turn a retry into a spin.
+        pausing = self._pausing = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(pausing, seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._pausing = None
 
     def _try_write(self, data: bytes | str) -> bool:
         """On the executor thread: write unless another process holds the rotation lock."""
@@ -282,7 +302,7 @@ class Writer:
             if item is not None:
                 with self._count_lock:
                     self._taken += 1
-                self._write_blocking(Chunk(1, self.sink.encode(_format(*item))))
+                self._write_blocking(Chunk(1, self.sink.encode(_format(*item)), item))
 
     @staticmethod
     def _wrote(job: Future[bool]) -> bool:
@@ -299,8 +319,8 @@ class Writer:
                 self._executor.submit(self._prepare_and_write, chunk.data).result()
             else:
                 self._prepare_and_write(chunk.data)
-        except OSError as exc:
-            self._report_failure(exc)
+        except OSError:
+            self._report_failure(chunk)
             self._settle(chunk.count, ok=False)
             return
         self._recovered()
@@ -345,7 +365,7 @@ class Writer:
         self._closing = True
         task = self._task
         if task is not None and not task.done() and self._loop is asyncio.get_running_loop():
-            self._wake()
+            self._wake_to_close()
             await asyncio.shield(task)
         else:
             await asyncio.get_running_loop().run_in_executor(None, self.write_now, None)
@@ -374,10 +394,10 @@ class Writer:
         if task is None or task.done() or owner is None or owner.is_closed():
             return
         if _get_running_loop() is owner:
-            self._wake()
+            self._wake_to_close()
         else:
             try:
-                owner.call_soon_threadsafe(self._wake)
+                owner.call_soon_threadsafe(self._wake_to_close)
             except RuntimeError:
                 pass
 
@@ -420,13 +440,18 @@ class Writer:
     def name(self) -> str:
         return getattr(self.sink, "path", None) or repr(getattr(self.sink, "stream", self.sink))
 
-    def _report_failure(self, exc: BaseException) -> None:
-        # Once per burst: a full disk must not print a traceback for every record.
+    def _report_failure(self, chunk: Chunk) -> None:
+        """Called inside ``except``: tell the handler once per burst, as ``logging`` would.
+
+        A full disk must not print a traceback for every record; until a write succeeds again
+        the failures are only counted in ``stats()``.
+        """
         if not self._failing:
             self._failing = True
             self._signal_progress()
-            _report(f"aiolog: writing to {self.name} failed; retrying, further errors are "
-                    "counted in stats() until a write succeeds", exc)
+            if chunk.first is not None:
+                handler, record = chunk.first
+                handler.handleError(record)
 
     def _recovered(self) -> None:
         if self._failing:
@@ -497,7 +522,7 @@ def file_writer(path: str, *, max_queue: int, overflow: Overflow, **options: obj
                 raise ValueError(f"{path!r} is already open in this process with other "
                                  "rotation options; give both handlers the same ones")
         else:
-            writer = Writer(FileSink(key, **options),  # type: ignore[arg-type]
+            writer = Writer(FileSink(path, **options),  # type: ignore[arg-type]
                             max_queue=max_queue, overflow=overflow)
             writer.options = options
             _files[key] = writer
@@ -511,9 +536,9 @@ def release_writer(writer: Writer) -> None:
         writer.users -= 1
         if writer.users > 0:
             return
-        path = getattr(writer.sink, "path", None)
-        if path is not None and _files.get(path) is writer:
-            del _files[path]
+        for key, shared in list(_files.items()):
+            if shared is writer:
+                del _files[key]
     writer.close()
 
 
