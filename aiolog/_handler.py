@@ -17,6 +17,9 @@ _DEFAULT_FORMATTER = FastFormatter()
 
 
 def _safe_repr(value: object) -> str:
+    if type(value) is tuple:  # keep the arguments that can be shown
+        inner = ", ".join(map(_safe_repr, value))
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
     try:
         return repr(value)
     except Exception:

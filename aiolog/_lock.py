@@ -140,7 +140,8 @@ class Lockfile:
         os.close(fd)
         try:
             now = os.stat(self.path)
-            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            same = (now.st_dev, now.st_ino, now.st_mtime) == (st.st_dev, st.st_ino, st.st_mtime)
+            if same and _read(self.path) == content:
                 os.unlink(self.path)
         except FileNotFoundError:
             pass
