@@ -12,7 +12,6 @@ from ._sink import StreamSink
 from ._writer import Overflow, Writer, file_writer, release_writer
 
 DEFAULT_MAX_QUEUE = 10_000
-_new_record = logging.LogRecord.__new__
 _DEFAULT_FORMATTER = FastFormatter()
 
 
@@ -50,43 +49,63 @@ class AsyncHandler(logging.Handler):
     def format(self, record: logging.LogRecord) -> str:
         return (self.formatter or _DEFAULT_FORMATTER).format(record)
 
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        """Filter and emit, as ``logging.Handler.handle`` does, without taking the handler's lock.
+
+        The lock serializes I/O, and ``emit()`` does none: it only appends to a thread-safe
+        queue. Skipping it (and the filter loop when there are no filters) is a fifth of what
+        aiolog adds to a log call.
+        """
+        result: logging.LogRecord | bool = True
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return result
+            if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
+                record = result
+        self.emit(record)
+        return result
+
     def emit(self, record: logging.LogRecord) -> None:
+        """Format the record now and queue the line; the writer does the I/O.
+
+        The formatted line is the snapshot: arguments mutated after the call cannot change it,
+        and no traceback frames are kept alive in the queue. Formatting here rather than in the
+        writer also costs less than copying the record would (and a thread's records are
+        formatted on that thread, not on the event loop).
+        """
         try:
-            self._writer.submit((self, self._snapshot(record)))
+            self._writer.submit((self, self.line(record)))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
 
-    def _snapshot(self, record: logging.LogRecord) -> logging.LogRecord:
-        """Copy the record with its message merged and exception rendered, as the caller saw them.
-
-        Arguments mutated after the call, or a traceback's frames released, cannot change what
-        is logged; other handlers still see the original record untouched.
-        """
-        snap = _new_record(logging.LogRecord)
-        snap.__dict__.update(record.__dict__)
+    def line(self, record: logging.LogRecord) -> str:
+        """The record formatted and terminated; a record that cannot be is reported, not lost."""
         try:
-            message = record.getMessage()
+            return self.format(record) + self.terminator
+        except RecursionError:
+            raise
         except Exception:
             self.handleError(record)
-            # The record is still written, with what could be rendered of it.
+            return self._unformattable(record) + self.terminator
+
+    def _unformattable(self, record: logging.LogRecord) -> str:
+        """The line for a record that could not be formatted: what can be shown of it."""
+        try:
+            message = f"{record.getMessage()} (aiolog: record could not be formatted)"
+        except Exception:
             message = (f"{_safe_repr(record.msg)} % {_safe_repr(record.args)} "
                        "(aiolog: message could not be formatted)")
-        snap.msg = message
-        snap.args = None
         if record.exc_info:
-            snap.exc_text = record.exc_text or self._exception_text(record)
-            snap.exc_info = None
-        return snap
-
-    def _exception_text(self, record: logging.LogRecord) -> str:
-        formatter = self.formatter or _DEFAULT_FORMATTER
+            message += f" {_safe_repr(record.exc_info[1])}"
+        plain = logging.makeLogRecord({**record.__dict__, "msg": message, "args": None,
+                                       "exc_info": None, "exc_text": None, "stack_info": None})
         try:
-            return formatter.formatException(record.exc_info)  # type: ignore[arg-type]
-        except Exception:
-            self.handleError(record)
-            return f"{_safe_repr(record.exc_info[1])} (aiolog: traceback could not be rendered)"  # type: ignore[index]
+            return self.format(plain)
+        except Exception:  # the formatter itself is broken: keep the record anyway
+            return f"{record.levelname} {record.name}: {message}"
 
     def stats(self) -> dict[str, int]:
         """Counts of this handler's writer: written, dropped, rotations, errors, queued."""

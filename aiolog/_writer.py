@@ -1,4 +1,4 @@
-"""One writer per file per process: takes snapshots, formats them in chunks, writes, rotates.
+"""One writer per file per process: takes formatted lines, writes them in chunks, rotates.
 
 Records wait in one ``deque``. The loop thread appends to it directly; other threads append and
 wake the writer task with ``call_soon_threadsafe`` only when it sleeps. (An ``asyncio.Queue`` is
@@ -21,12 +21,15 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from ._sink import FileSink, Sink
 
+if TYPE_CHECKING:
+    from ._handler import AsyncHandler
+
 Overflow = Literal["block", "drop"]
-Item = tuple[logging.Handler, logging.LogRecord]
+Item = tuple["AsyncHandler", str]  # the handler that formatted a line, and the line
 
 CHUNK_RECORDS: Final = 1000
 CHUNK_BYTES: Final = 64 * 1024
@@ -66,6 +69,9 @@ class Writer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aiolog-writer")
         self._compressions: list[Future[None]] = []
         self._sync_lock = threading.RLock()
+        self._bind_lock = threading.Lock()
+        self._hand_lock = threading.Lock()  # guards _in_hand, _in_flight and _draining
+        self._draining = 0  # write_now() calls in progress
         self._count_lock = threading.Lock()
         self._space = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -86,7 +92,7 @@ class Writer:
     # -- the producer side: called by handlers' emit(), on any thread -----------------------
 
     def submit(self, item: Item) -> None:
-        """Queue one snapshot, never waiting for I/O on the loop thread."""
+        """Queue one line, never waiting for I/O on the loop thread."""
         loop = _get_running_loop()
         if loop is not None and not self.closed:
             task = self._task
@@ -107,16 +113,19 @@ class Writer:
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Start the writer task on ``loop`` unless a live loop in another thread owns us."""
-        owner = self._loop
-        if owner is not None and owner is not loop and owner.is_running() and not owner.is_closed():
-            return False
-        if self._closing:
-            return False
-        self._loop = loop
-        self._wakeup = None
-        self._progress = None
-        self._task = loop.create_task(self._run(), name=f"aiolog-writer {self.name}")
-        return True
+        with self._bind_lock:  # loops in two threads may log their first record at once
+            owner, task = self._loop, self._task
+            if owner is loop and task is not None and not task.done():
+                return True
+            if owner is not None and owner is not loop and owner.is_running() and not owner.is_closed():
+                return False
+            if self._closing:
+                return False
+            self._loop = loop
+            self._wakeup = None
+            self._progress = None
+            self._task = loop.create_task(self._run(), name=f"aiolog-writer {self.name}")
+            return True
 
     def _overflow_on_loop(self, item: Item) -> None:
         if self.overflow == "drop" or self._failing:
@@ -177,7 +186,12 @@ class Writer:
                         await self._wakeup
                     self._wakeup = None
                     continue
-                chunk = self._in_hand or self._take_chunk()
+                with self._hand_lock:
+                    chunk = None if self._draining else self._in_hand or self._take_chunk()
+                    self._in_hand = chunk
+                if chunk is None:  # a thread is writing synchronously: let it finish first
+                    await self._pause(_LOCK_POLL)
+                    continue
                 await self._write_chunk(chunk)
         except asyncio.CancelledError:
             # asyncio.run() cancels every task before closing its loop: write what is queued.
@@ -194,52 +208,66 @@ class Writer:
             with self._count_lock:
                 dropped, self._unreported_drops = self._unreported_drops, 0
             parts.append(self._drop_line(records[0][0], dropped))
+        popleft, append = records.popleft, parts.append
         while records and count < CHUNK_RECORDS and size < CHUNK_BYTES:
-            handler, record = records.popleft()
-            text = _format(handler, record)
-            parts.append(text)
-            size += len(text)
+            line = popleft()[1]
+            append(line)
+            size += len(line)
             count += 1
         with self._count_lock:
             self._taken += count
         if len(records) < self.max_queue:
             self._space.set()
-        chunk = Chunk(count, self.sink.encode("".join(parts)), first)
-        self._in_hand = chunk
-        return chunk
+        return Chunk(count, self.sink.encode("".join(parts)), first)
 
     async def _write_chunk(self, chunk: Chunk) -> None:
+        """Write the chunk in hand, retrying, unless ``write_now()`` takes it over meanwhile.
+
+        Every look at ``_in_hand`` is under ``_hand_lock``, so the chunk is written and counted
+        exactly once whichever of the two finishes it.
+        """
         delay = _RETRY_FIRST
-        while self._in_hand is chunk:
-            job = self._executor.submit(self._try_write, chunk.data)
-            self._in_flight = job
+        while True:
+            with self._hand_lock:
+                if self._in_hand is not chunk:
+                    return  # write_now() took the chunk over and settled it
+                job = self._in_flight = self._executor.submit(self._try_write, chunk.data)
             try:
                 # Shielded: asyncio.run() cancels this task at exit, and a cancelled executor
                 # job that had not started yet would silently drop the chunk. On cancellation
                 # _in_flight stays set, so write_now() learns from the job what was written.
                 written = await asyncio.shield(asyncio.wrap_future(job))
-                self._in_flight = None
-            except OSError as exc:
-                self._in_flight = None
-                if self._in_hand is not chunk:
-                    return  # write_now() took the chunk over
-                self._report_failure(chunk)
-                if self._closing:  # shutdown must return while the disk refuses writes
-                    self._in_hand = None
+            except OSError:
+                with self._hand_lock:
+                    if self._in_hand is not chunk:
+                        return
+                    self._in_flight = None
+                    given_up = self._closing  # shutdown must return while the disk refuses
+                    if given_up:
+                        self._in_hand = None
+                self._report_failure(chunk)  # inside except: handleError() shows the error
+                if given_up:
                     self._settle(chunk.count, ok=False)
                     return
+                failed = True
+            else:
+                failed = False
+                with self._hand_lock:
+                    if self._in_hand is not chunk:
+                        return
+                    self._in_flight = None
+                    if written:
+                        self._in_hand = None
+            if failed:
                 await self._pause(delay)
                 delay = min(delay * 2, _RETRY_MAX)
-                continue
-            if self._in_hand is not chunk:
-                return  # write_now() took the chunk over and settled it
-            if not written:
+            elif not written:
                 await self._pause(_LOCK_POLL)  # another process is rotating
-                continue
-            self._in_hand = None
-            self._recovered()
-            self._settle(chunk.count, ok=True)
-            self._schedule_compression()
+            else:
+                self._recovered()
+                self._settle(chunk.count, ok=True)
+                self._schedule_compression()
+                return
 
     async def _pause(self, seconds: float) -> None:
         """Sleep before a retry, cut short by shutdown."""
@@ -285,24 +313,30 @@ class Writer:
     # -- synchronous path ----------------------------------------------------------------------
 
     def write_now(self, item: Item | None) -> None:
-        """Write the chunk in hand, everything queued, then ``item``, before returning."""
+        """Write the chunk in hand, everything queued, then ``item``, before returning.
+
+        The writer task may be running on its loop in another thread meanwhile: it takes no new
+        chunk while ``_draining``, so the order of records holds.
+        """
         with self._sync_lock:
-            chunk, job = self._in_hand, self._in_flight
-            self._in_flight = None
-            if chunk is not None:
-                self._in_hand = None
-                if job is not None and self._wrote(job):
-                    self._settle(chunk.count, ok=True)
-                else:
-                    self._write_blocking(chunk)
-            while self._records:  # one chunk at a time: formatted just before it is written
-                chunk = self._take_chunk()
-                self._in_hand = None
-                self._write_blocking(chunk)
-            if item is not None:
-                with self._count_lock:
-                    self._taken += 1
-                self._write_blocking(Chunk(1, self.sink.encode(_format(*item)), item))
+            with self._hand_lock:
+                self._draining += 1
+                chunk, job = self._in_hand, self._in_flight
+                self._in_hand = self._in_flight = None
+            try:
+                if chunk is not None:
+                    if job is not None and self._wrote(job):
+                        self._settle(chunk.count, ok=True)
+                    else:
+                        self._write_blocking(chunk)
+                while self._records:  # one chunk at a time, so memory stays bounded
+                    self._write_blocking(self._take_chunk())
+                if item is not None:
+                    with self._count_lock:
+                        self._taken += 1
+                    self._write_blocking(Chunk(1, self.sink.encode(item[1]), item))
+            finally:
+                self._draining -= 1
 
     @staticmethod
     def _wrote(job: Future[bool]) -> bool:
@@ -450,36 +484,25 @@ class Writer:
             self._failing = True
             self._signal_progress()
             if chunk.first is not None:
-                handler, record = chunk.first
-                handler.handleError(record)
+                handler, line = chunk.first
+                handler.handleError(logging.makeLogRecord({"msg": line.rstrip("\n")}))
 
     def _recovered(self) -> None:
         if self._failing:
             self._failing = False
             _report(f"aiolog: writing to {self.name} works again", None)
 
-    def _drop_line(self, handler: logging.Handler, dropped: int) -> str:
+    def _drop_line(self, handler: AsyncHandler, dropped: int) -> str:
         record = logging.LogRecord("aiolog", logging.WARNING, __file__, 0,
                                    "aiolog dropped %d records: queue full (overflow='drop')",
                                    (dropped,), None)
-        return _format(handler, record)
+        return handler.line(record)
 
     def reset_after_fork(self) -> None:
         # The parent still owns what was queued at the fork; the child writes only its own.
         self._records.clear()
         self._state_after_fork()
         _live.add(self)
-
-
-def _format(handler: logging.Handler, record: logging.LogRecord) -> str:
-    try:
-        return handler.format(record) + handler.terminator  # type: ignore[attr-defined]
-    except RecursionError:
-        raise
-    except Exception:
-        handler.handleError(record)
-        # The record is not lost: its already-merged message is still written.
-        return f"{record.levelname} {record.name}: {record.msg}{handler.terminator}"  # type: ignore[attr-defined]
 
 
 def _report(message: str, exc: BaseException | None) -> None:

@@ -11,11 +11,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import aiolog
-from aiolog._format import FastFormatter
+from aiolog._format import FastFormatter, fast_equivalent
 
 from .conftest import lines, run_script
 
@@ -28,7 +29,7 @@ class TestDelivery:
     async def test_loop_and_threads_each_record_exactly_once_in_order(self, tmp_path: Path) -> None:
         """Records from the loop and from 4 threads all arrive once, whole, per logger in order."""
         path = tmp_path / "app.log"
-        await aiolog.configure(path, format="%(name)s %(message)s")
+        [handler] = await aiolog.configure(path, format="%(name)s %(message)s")
         per_source = 5000
 
         def from_thread(n: int) -> None:
@@ -44,11 +45,12 @@ class TestDelivery:
             if i % 100 == 0:
                 await asyncio.sleep(0)
         await asyncio.gather(*threads)
-        await aiolog.flush()
+        await asyncio.wait_for(aiolog.flush(), timeout=60)  # a miscounted write would hang it
 
         for source in ["loop", "thread0", "thread1", "thread2", "thread3"]:
             assert numbers(path, source + " ") == list(range(per_source)), source
         assert len(lines(path)) == 5 * per_source
+        assert handler.stats()["written"] == 5 * per_source
 
     async def test_flush_means_written(self, tmp_path: Path) -> None:
         """After ``await flush()`` the file holds every record logged before it."""
@@ -142,22 +144,44 @@ class TestSnapshot:
 
 
 class TestFormatter:
-    @pytest.mark.parametrize("fmt,datefmt", [
-        ("%(asctime)s %(levelname)s %(name)s: %(message)s", None),
-        ("%(asctime)s|%(msecs)03d|%(message)s", "%H:%M:%S"),
-        ("{asctime} {levelname:<8} {message}", None),
+    @pytest.mark.parametrize("fmt,datefmt,options", [
+        ("%(asctime)s %(levelname)s %(name)s: %(message)s", None, {}),
+        ("%(asctime)s|%(msecs)03d|%(message)s", "%H:%M:%S", {}),
+        ("{asctime} {levelname:<8} {message}", None, {"style": "{"}),
+        ("%(asctime)s %(tenant)s %(message)s", None, {"defaults": {"tenant": "-"}}),
+        ("%(message)s", None, {}),
+        ("%(asctime)s %(message)s", None, {"gmtime": True}),
     ])
-    def test_output_is_byte_identical_to_logging_formatter(self, fmt: str, datefmt: str | None) -> None:
-        """FastFormatter writes exactly what logging.Formatter writes, across second boundaries."""
-        style = "{" if fmt.startswith("{") else "%"
-        ours, theirs = FastFormatter(fmt, datefmt, style), logging.Formatter(fmt, datefmt, style)  # type: ignore[arg-type]
+    def test_output_is_byte_identical_to_logging_formatter(
+            self, fmt: str, datefmt: str | None, options: dict[str, Any]) -> None:
+        """FastFormatter, made directly or swapped in for a configured logging.Formatter, writes
+        exactly what logging.Formatter writes: across seconds, with exceptions and stacks."""
+        gmtime = options.pop("gmtime", False)
+        theirs = logging.Formatter(fmt, datefmt, **options)
+        if gmtime:
+            theirs.converter = time.gmtime  # type: ignore[method-assign]
+        direct = FastFormatter(fmt, datefmt, **options)
+        direct.converter = theirs.converter  # type: ignore[method-assign]
+        swapped = fast_equivalent(theirs)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            failure = sys.exc_info()
         start = time.time()
         for i in range(3000):
             record = logging.makeLogRecord({"msg": "m %d", "args": (i,), "levelno": 20,
                                             "levelname": "INFO", "name": "x"})
-            record.created = start + i * 0.0017
+            record.created = start + i * 0.00037
             record.msecs = (record.created - int(record.created)) * 1000
-            assert ours.format(record) == theirs.format(record)
+            if i % 500 == 7:
+                record.exc_info = failure
+            if i % 500 == 9:
+                record.stack_info = "Stack (most recent call last):"
+            expected = theirs.format(record)
+            record.exc_text = None
+            assert direct.format(record) == expected
+            record.exc_text = None
+            assert swapped.format(record) == expected
 
     async def test_plain_formatters_are_swapped_for_the_fast_one(self, tmp_path: Path) -> None:
         """A handler given a logging.Formatter uses FastFormatter with the same settings."""

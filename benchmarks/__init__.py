@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of aiolog and its peers: ``python -m benchmarks``."""
