@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 # Only converters that map equal whole seconds to equal time tuples may share a cached string.
@@ -27,9 +29,8 @@ class FastFormatter(logging.Formatter):
         """Work out once what ``format()`` would otherwise ask every record."""
         style = self._style
         self._uses_time = style.usesTime()
-        # The exact stdlib "%" style without defaults is just ``fmt % record.__dict__``.
-        self._percent_fmt = (style._fmt if type(style) is logging.PercentStyle
-                             and not getattr(style, "_defaults", None) else None)
+        self._render = (_compile_percent(style._fmt) if type(style) is logging.PercentStyle
+                        and not getattr(style, "_defaults", None) else None)
         self._cached_second = -1
         self._cached_datefmt: str | None = None
         self._cached_date = ""
@@ -39,14 +40,16 @@ class FastFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text or record.stack_info:
             return super().format(record)
+        render = self._render
+        if render is not None:
+            try:
+                return render(record.__dict__, record.getMessage(),
+                              self.formatTime(record, self.datefmt) if self._uses_time else "")
+            except KeyError:
+                pass  # a field the record lacks: the stdlib path raises its ValueError for it
         record.message = record.getMessage()
         if self._uses_time:
             record.asctime = self.formatTime(record, self.datefmt)
-        if self._percent_fmt is not None:
-            try:
-                return self._percent_fmt % record.__dict__
-            except KeyError:
-                pass  # the stdlib's own path raises its ValueError for the missing field
         return self.formatMessage(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
@@ -69,6 +72,37 @@ class FastFormatter(logging.Formatter):
             self._cached_time = self.default_msec_format % (self._cached_date, msecs)
             self._cached_msecs = msecs
         return self._cached_time
+
+
+# A "%%" or one "%(name)spec" field, as logging.PercentStyle accepts them.
+_TOKEN = re.compile(r"%%|%\((\w+)\)([#0+ -]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa])")
+
+
+def _compile_percent(fmt: str) -> Callable[[dict[str, Any], str, str], str] | None:
+    """Turn a "%(name)s" format into a function of (record dict, message, asctime).
+
+    ``fmt % record.__dict__`` needs ``message`` and ``asctime`` stored on the record first, and
+    growing each record's dict by two keys costs as much as the rest of the formatting. Fields
+    passed by position cost neither. None when the format holds anything else we'd have to
+    interpret (``*`` widths, stray ``%``): the stdlib path handles those.
+    """
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        if match[1] is None:
+            return "%%"
+        names.append(match[1])
+        return "%" + match[2]
+
+    if "%" in _TOKEN.sub("", fmt):
+        return None
+    template = _TOKEN.sub(positional, fmt)
+    values = "".join("message, " if name == "message" else "asctime, " if name == "asctime"
+                     else f"fields[{name!r}], " for name in names)
+    # Generated once per formatter, from names that matched \w+ only.
+    render: Callable[[dict[str, Any], str, str], str] = eval(
+        f"lambda fields, message, asctime: {template!r} % ({values})")
+    return render
 
 
 def fast_equivalent(formatter: logging.Formatter | None) -> logging.Formatter:

@@ -197,5 +197,7 @@ def place_compressed(path: str, partial: str, inode: int, rotated_to: str,
             continue
         if link_no_replace(partial, candidate + ".gz"):
             os.unlink(candidate)
+        else:  # a .gz of that name exists already: keep the plain file, drop our copy
+            os.unlink(partial)
         return
     os.unlink(partial)  # the source was deleted by retention meanwhile
