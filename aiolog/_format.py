@@ -31,11 +31,10 @@ class FastFormatter(logging.Formatter):
         self._uses_time = style.usesTime()
         self._render = (_compile_percent(style._fmt) if type(style) is logging.PercentStyle
                         and not getattr(style, "_defaults", None) else None)
-        self._cached_second = -1
-        self._cached_datefmt: str | None = None
-        self._cached_date = ""
-        self._cached_msecs = -1.0
-        self._cached_time = ""
+        # Each cache is one tuple, replaced whole: threads formatting at once (emit() takes no
+        # lock) see an old entry or a new one, never half of each.
+        self._date_cache: tuple[tuple[int, str | None], str] = ((-1, None), "")
+        self._time_cache: tuple[tuple[int, str | None], float, str] = ((-1, None), -1.0, "")
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text or record.stack_info:
@@ -58,20 +57,20 @@ class FastFormatter(logging.Formatter):
                 getattr(converter, "__func__", None) not in _CACHEABLE_CONVERTERS):
             return super().formatTime(record, datefmt)
         created = record.created
-        second = int(created)
-        if second != self._cached_second or datefmt != self._cached_datefmt:
-            pattern = datefmt or self.default_time_format
-            self._cached_date = time.strftime(pattern, converter(created))
-            self._cached_second = second
-            self._cached_datefmt = datefmt
-            self._cached_msecs = -1.0
+        key = (int(created), datefmt)
+        date = self._date_cache
+        if date[0] != key:
+            date = (key, time.strftime(datefmt or self.default_time_format, converter(created)))
+            self._date_cache = date
         if datefmt or not self.default_msec_format:
-            return self._cached_date
+            return date[1]
         msecs = record.msecs
-        if msecs != self._cached_msecs:  # records logged within one millisecond share it
-            self._cached_time = self.default_msec_format % (self._cached_date, msecs)
-            self._cached_msecs = msecs
-        return self._cached_time
+        cached = self._time_cache
+        if cached[0] == key and cached[1] == msecs:  # records logged within one millisecond
+            return cached[2]
+        text = self.default_msec_format % (date[1], msecs)
+        self._time_cache = (key, msecs, text)
+        return text
 
 
 # A "%%" or one "%(name)spec" field, as logging.PercentStyle accepts them.

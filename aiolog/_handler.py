@@ -1,4 +1,4 @@
-"""The ``logging.Handler`` side: snapshot the record, hand it to a writer, never block."""
+"""The ``logging.Handler`` side: format the record at the call, queue the line, never block."""
 
 from __future__ import annotations
 
@@ -52,9 +52,8 @@ class AsyncHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
         """Filter and emit, as ``logging.Handler.handle`` does, without taking the handler's lock.
 
-        The lock serializes I/O, and ``emit()`` does none: it only appends to a thread-safe
-        queue. Skipping it (and the filter loop when there are no filters) is a fifth of what
-        aiolog adds to a log call.
+        The lock serializes I/O, and ``emit()`` does none: it formats (FastFormatter is safe
+        to share between threads) and appends to a thread-safe queue.
         """
         result: logging.LogRecord | bool = True
         if self.filters:
