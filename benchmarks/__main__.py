@@ -25,6 +25,9 @@ from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
 SCENARIOS = ("throughput", "per_call", "stall", "shared")
+# One run of these is at the mercy of a noisy neighbour on a shared machine: they run --repeats
+# times, each round through every contender in turn so a noisy spell hits all of them alike.
+REPEATED = ("throughput", "stall")
 STDERR = "stderr.log"
 
 
@@ -56,16 +59,12 @@ def run_throughput(c: Contender, work: Path, args: argparse.Namespace) -> dict[s
     for rotation, max_bytes in (("off", 0), ("on", args.max_bytes)):
         if rotation == "on" and not c.rotates:
             continue
-        rates, lost = [], 0
-        for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory(dir=work) as run_dir:
-                path = os.path.join(run_dir, "app.log")
-                params = {"path": path, "records": args.records, "max_bytes": max_bytes}
-                seconds = _result(_workload("throughput", c.name, params, work), c.name)["seconds"]
-                rates.append(args.records / seconds)
-                lost = max(lost, args.records - _count_lines(Path(run_dir)))
-        results[f"rotation_{rotation}"] = {"records_per_s": statistics.median(rates),
-                                           "lost": lost}
+        with tempfile.TemporaryDirectory(dir=work) as run_dir:
+            path = os.path.join(run_dir, "app.log")
+            params = {"path": path, "records": args.records, "max_bytes": max_bytes}
+            seconds = _result(_workload("throughput", c.name, params, work), c.name)["seconds"]
+            results[f"rotation_{rotation}"] = {"records_per_s": args.records / seconds,
+                                               "lost": args.records - _count_lines(Path(run_dir))}
     return results
 
 
@@ -110,6 +109,22 @@ def run_shared(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, 
                 **audit(Path(run_dir), args.processes, args.shared_records, watcher.left)}
 
 
+def merge_runs(scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One outcome from a contender's runs of a scenario: medians, and losses in any run."""
+    failed = next((run for run in runs if "error" in run), None)
+    if failed is not None:
+        return failed
+    if scenario == "throughput":
+        return {key: {"records_per_s": statistics.median(run[key]["records_per_s"] for run in runs),
+                      "lost": max(run[key]["lost"] for run in runs)} for key in runs[0]}
+    if scenario == "stall":
+        return {"lag_p99_ms": statistics.median(run["lag_p99_ms"] for run in runs),
+                "lag_max_ms": statistics.median(run["lag_max_ms"] for run in runs),
+                "lag_worst_ms": max(run["lag_max_ms"] for run in runs),
+                "sent": sum(run["sent"] for run in runs), "lost": sum(run["lost"] for run in runs)}
+    return runs[0]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true",
@@ -119,7 +134,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=3, help="throughput runs; median kept")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of the throughput and stall scenarios; medians kept")
     parser.add_argument("--max-bytes", type=int, default=1_000_000)
     parser.add_argument("--stall-seconds", type=float, default=3.0)
     parser.add_argument("--stall-rate", type=int, default=5_000, help="records per second")
@@ -143,25 +159,30 @@ def main(argv: list[str]) -> None:
         "stall": (run_stall, [None, *(c for c in contenders if c.shareable)]),
         "shared": (run_shared, [c for c in contenders if c.rotates]),
     }
-    plan = [(s, c) for s in args.scenarios for c in runners[s][1]]
-    results: dict[str, dict[str, Any]] = {s: {} for s in args.scenarios}
+    plan = [(s, round_, c) for s in args.scenarios
+            for round_ in range(1, (args.repeats if s in REPEATED else 1) + 1)
+            for c in runners[s][1]]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in args.scenarios}
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aiolog-bench-") as work:
-        for step, (scenario, contender) in enumerate(plan, 1):
+        for step, (scenario, round_, contender) in enumerate(plan, 1):
             name = contender.name if contender else "no logging"
-            print(f"[{step}/{len(plan)}] {scenario:<10} {name:<24}", end=" ", flush=True)
+            what = f"{scenario} ({round_}/{args.repeats})" if scenario in REPEATED else scenario
+            print(f"[{step}/{len(plan)}] {what:<16} {name:<24}", end=" ", flush=True)
             started = time.monotonic()
             try:
                 outcome = runners[scenario][0](contender, Path(work), args)
             except Exception as exc:  # one peer failing must not hide the others' results
                 outcome = {"error": str(exc)}
-            results[scenario][name] = outcome
+            runs[scenario].setdefault(name, []).append(outcome)
             print(f"{time.monotonic() - started:5.1f} s  {report.summary(scenario, outcome)}",
                   flush=True)
         if (Path(work) / STDERR).exists():
             shutil.copy(Path(work) / STDERR, args.out / STDERR)
+    results = {scenario: {name: merge_runs(scenario, outcomes) for name, outcomes in by_name.items()}
+               for scenario, by_name in runs.items()}
     document = {"machine": report.machine(), "settings": vars(args) | {"out": str(args.out)},
-                "results": results}
+                "results": results, "runs": runs}
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     print()
     print(report.table(results))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.contenders import CONTENDERS
-from benchmarks.__main__ import SCENARIOS
+from benchmarks.__main__ import SCENARIOS, merge_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,3 +40,16 @@ def test_every_scenario_runs_for_every_installed_contender(tmp_path: Path) -> No
         shared = results["shared"][name]
         assert (shared["lost"], shared["duplicated"], shared["torn"], shared["misplaced"]) == (0, 0, 0, 0)
     assert "records/s" in proc.stdout and "| contender" in proc.stdout
+
+
+def test_repeated_runs_merge_to_medians_and_keep_every_loss() -> None:
+    """A noisy run moves no reported number alone; a loss or failure in any run is reported."""
+    def stall(lag_max: float, lost: int) -> dict[str, float]:
+        return {"lag_p99_ms": lag_max / 2, "lag_max_ms": lag_max, "sent": 100, "lost": lost}
+
+    merged = merge_runs("stall", [stall(3.0, 0), stall(40.0, 2), stall(4.0, 0)])
+    assert merged == {"lag_p99_ms": 2.0, "lag_max_ms": 4.0, "lag_worst_ms": 40.0,
+                      "sent": 300, "lost": 2}
+    rates = [{"rotation_off": {"records_per_s": r, "lost": lost}} for r, lost in ((9, 0), (1, 5), (5, 0))]
+    assert merge_runs("throughput", rates) == {"rotation_off": {"records_per_s": 5, "lost": 5}}
+    assert merge_runs("stall", [stall(3.0, 0), {"error": "x exited with 1"}]) == {"error": "x exited with 1"}
