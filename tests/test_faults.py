@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import aiolog
+from aiolog._writer import CHUNK_RECORDS
 
 from .conftest import lines, run_script
 
@@ -156,6 +157,45 @@ class TestBadRecords:
         assert "The above exception was the direct cause" in text
         assert got[-1] == "still logging"
         assert capsys.readouterr().err.count("--- Logging error ---") == 3
+
+
+class TestBurstAboveDiskSpeed:
+    async def test_memory_stays_bounded_and_drops_are_counted_and_logged(
+            self, tmp_path: Path) -> None:
+        """The sink takes nothing for a while (a FIFO whose reader stopped) while a burst comes:
+        with overflow='drop' the loop keeps running, at most max_queue records wait (plus the
+        chunk in the writer's hand), and once the sink drains, the log says how many were
+        dropped and every record after that is written."""
+        path = tmp_path / "app.log"
+        os.mkfifo(path)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists, and reads nothing
+        os.set_blocking(reader, True)
+        # Long lines, so the pipe's own 64 KiB buffer holds only a few hundred.
+        [handler] = await aiolog.configure(path, format="%(message)s|" + "." * 200,
+                                           max_queue=500, overflow="drop")
+        most_queued = 0
+        for i in range(20_000):
+            logging.getLogger("a").info("n %d", i)
+            if i % 100 == 0:
+                await asyncio.sleep(0)  # the writer runs, and its write() blocks on the full pipe
+                most_queued = max(most_queued, handler.stats()["queued"])
+        dropped = handler.stats()["dropped"]
+
+        def read_all() -> bytes:
+            with os.fdopen(reader, "rb") as fifo:
+                return fifo.read()  # until every writer has closed it
+
+        received = asyncio.get_running_loop().run_in_executor(None, read_all)
+        await aiolog.flush()
+        logging.getLogger("a").info("after")
+        await aiolog.shutdown()
+        text = (await received).decode()
+        reported = sum(map(int, re.findall(r"aiolog dropped (\d+) records", text)))
+        kept = [int(n) for n in re.findall(r"^n (\d+)\|", text, re.MULTILINE)]
+        assert dropped > 15_000 and reported == dropped
+        assert most_queued <= 500 + CHUNK_RECORDS
+        assert len(kept) + dropped == 20_000 and kept == sorted(kept)
+        assert text.splitlines()[-1].startswith("after|")
 
 
 class TestProcesses:
