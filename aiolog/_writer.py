@@ -20,7 +20,9 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final, Literal
 
 from ._sink import FileSink, Sink
@@ -97,8 +99,7 @@ class Writer:
         if loop is not None and not self.closed:
             task = self._task
             if loop is self._loop and task is not None and not task.done() or self._bind(loop):
-                if len(self._records) >= self.max_queue:
-                    self._overflow_on_loop(item)
+                if len(self._records) >= self.max_queue and not self._room_on_loop():
                     return
                 self._records.append(item)
                 wakeup = self._wakeup
@@ -127,12 +128,19 @@ class Writer:
             self._task = loop.create_task(self._run(), name=f"aiolog-writer {self.name}")
             return True
 
-    def _overflow_on_loop(self, item: Item) -> None:
+    def _room_on_loop(self) -> bool:
+        """The queue is full and the loop thread logs: whether to queue the record after all."""
         if self.overflow == "drop" or self._failing:
             # A failing disk must not freeze the application: block degrades to drop there.
             self._count_drop()
-            return
-        self.write_now(item)
+            return False
+        # "block": this call writes the oldest chunk itself. One chunk, not the whole queue: a
+        # busy loop can starve the executor thread of the GIL, and then every call that finds
+        # the queue full shares the writing instead of one call paying for max_queue records.
+        with self._sync_lock, self._writing_in_hand():
+            if self._records:
+                self._write_blocking(self._take_chunk())
+        return True
 
     def _submit_from_thread(self, owner: asyncio.AbstractEventLoop, item: Item) -> None:
         while len(self._records) >= self.max_queue:
@@ -318,25 +326,31 @@ class Writer:
         The writer task may be running on its loop in another thread meanwhile: it takes no new
         chunk while ``_draining``, so the order of records holds.
         """
-        with self._sync_lock:
-            with self._hand_lock:
-                self._draining += 1
-                chunk, job = self._in_hand, self._in_flight
-                self._in_hand = self._in_flight = None
-            try:
-                if chunk is not None:
-                    if job is not None and self._wrote(job):
-                        self._settle(chunk.count, ok=True)
-                    else:
-                        self._write_blocking(chunk)
-                while self._records:  # one chunk at a time, so memory stays bounded
-                    self._write_blocking(self._take_chunk())
-                if item is not None:
-                    with self._count_lock:
-                        self._taken += 1
-                    self._write_blocking(Chunk(1, self.sink.encode(item[1]), item))
-            finally:
-                self._draining -= 1
+        with self._sync_lock, self._writing_in_hand():
+            while self._records:  # one chunk at a time, so memory stays bounded
+                self._write_blocking(self._take_chunk())
+            if item is not None:
+                with self._count_lock:
+                    self._taken += 1
+                self._write_blocking(Chunk(1, self.sink.encode(item[1]), item))
+
+    @contextmanager
+    def _writing_in_hand(self) -> Iterator[None]:
+        """Take over the writer task's chunk in hand and write it; the task takes no new chunk
+        until the block ends."""
+        with self._hand_lock:
+            self._draining += 1
+            chunk, job = self._in_hand, self._in_flight
+            self._in_hand = self._in_flight = None
+        try:
+            if chunk is not None:
+                if job is not None and self._wrote(job):
+                    self._settle(chunk.count, ok=True)
+                else:
+                    self._write_blocking(chunk)
+            yield
+        finally:
+            self._draining -= 1
 
     @staticmethod
     def _wrote(job: Future[bool]) -> bool:

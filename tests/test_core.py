@@ -17,6 +17,7 @@ import pytest
 
 import aiolog
 from aiolog._format import FastFormatter, fast_equivalent
+from aiolog._writer import CHUNK_RECORDS
 
 from .conftest import lines, run_script
 
@@ -335,6 +336,19 @@ class TestOverflow:
         await aiolog.flush()
         assert numbers(path, "n ") == list(range(2000))
         assert handler.stats()["dropped"] == 0
+
+    async def test_block_writes_one_chunk_per_call_not_the_whole_queue(self, tmp_path: Path) -> None:
+        """A call that finds the queue full writes only the oldest chunk: no single call pays for
+        max_queue records, and the rest stays queued, in order."""
+        path = tmp_path / "app.log"
+        max_queue = 3 * CHUNK_RECORDS
+        [handler] = await aiolog.configure(path, format="%(message)s", max_queue=max_queue)
+        for i in range(max_queue + 1):  # no await: the writer task cannot run meanwhile
+            logging.getLogger("a").info("n %d", i)
+        stats = handler.stats()
+        assert (stats["written"], stats["queued"]) == (CHUNK_RECORDS, max_queue + 1 - CHUNK_RECORDS)
+        await aiolog.flush()
+        assert numbers(path, "n ") == list(range(max_queue + 1))
 
     async def test_drop_counts_and_reports_the_drops(self, tmp_path: Path) -> None:
         """With overflow='drop' records past max_queue are counted and one line reports them."""
