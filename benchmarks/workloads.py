@@ -19,6 +19,7 @@ from .contenders import BY_NAME, Contender, Opened, run_on_loop
 MESSAGE = {"percent": "request %d handled in %.3f ms by %s",
            "brace": "request {} handled in {:.3f} ms by {}",
            "mapping": "request %(a)d handled in %(b).3f ms by %(c)s"}
+RECORD_MARK = b" handled in "  # in every rendering of MESSAGE
 SHARED_MESSAGE = {"percent": "w%d seq %d at %.6f", "brace": "w{} seq {} at {:.6f}",
                   "mapping": "w%(a)d seq %(b)d at %(c).6f"}
 YIELD_EVERY = 100  # records between yields to the loop, as a service's handlers would interleave
@@ -132,10 +133,15 @@ async def shared(contender: Contender, path: str, records: int, max_bytes: int, 
 
 
 def fifo_reader(path: str, stall_seconds: float, period: float) -> int:
-    """Read lines from a FIFO, pausing ``stall_seconds`` in every ``period``; return the count."""
+    """Read a FIFO, pausing ``stall_seconds`` in every ``period``; return the records received.
+
+    A record is a whole line carrying the message: a contender that writes stray newlines
+    (picologging's corrupt ``asctime``) must not be credited with extra records.
+    """
     fd = os.open(path, os.O_RDONLY)
     start = time.monotonic()
     count = 0
+    partial = b""
     while True:
         phase = (time.monotonic() - start) % period
         if phase >= period - stall_seconds:
@@ -144,7 +150,8 @@ def fifo_reader(path: str, stall_seconds: float, period: float) -> int:
         data = os.read(fd, 1 << 16)
         if not data:
             return count
-        count += data.count(b"\n")
+        *lines, partial = (partial + data).split(b"\n")
+        count += sum(RECORD_MARK in line for line in lines)
 
 
 def _pick(values: list[Any], quantile: float) -> Any:
