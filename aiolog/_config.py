@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
-from ._writer import Overflow, live_writers
+from ._queue import Overflow
+from ._registry import live_writers
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -105,7 +106,7 @@ def flush_sync() -> None:
     It blocks the calling thread until the writes are done.
     """
     for writer in live_writers():
-        writer.write_now(None)
+        writer.flush_sync()
 
 
 async def shutdown() -> None:

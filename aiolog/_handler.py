@@ -8,8 +8,9 @@ import sys
 from typing import TextIO
 
 from ._format import FastFormatter, fast_equivalent
-from ._sink import StreamSink
-from ._writer import Overflow, Writer, file_writer, release_writer
+from ._queue import Overflow
+from ._registry import file_writer, release_writer, stream_writer
+from ._writer import Writer
 
 DEFAULT_MAX_QUEUE = 10_000
 _DEFAULT_FORMATTER = FastFormatter()
@@ -113,7 +114,7 @@ class AsyncHandler(logging.Handler):
     def flush(self) -> None:
         """Write everything queued before returning (blocks: prefer ``await aiolog.flush()``)."""
         if not self._released:
-            self._writer.write_now(None)
+            self._writer.flush_sync()
 
     async def aflush(self) -> None:
         """Return once every record this handler took so far is written."""
@@ -194,8 +195,7 @@ class AsyncStreamHandler(AsyncHandler):
         self.stream = sys.stderr if stream is None else stream
         if not callable(getattr(self.stream, "write", None)):
             raise TypeError(f"stream must have a write() method, not {self.stream!r}")
-        self._writer = Writer(StreamSink(self.stream), max_queue=max_queue, overflow=overflow)
-        self._writer.users = 1
+        self._writer = stream_writer(self.stream, max_queue=max_queue, overflow=overflow)
 
     def __repr__(self) -> str:
         name = getattr(self.stream, "name", repr(self.stream))

@@ -9,10 +9,14 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from ._lock import Lockfile
 
 _SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 # Suffixes as logging.handlers.TimedRotatingFileHandler names them.
@@ -158,46 +162,78 @@ def _free_name(taken: str) -> str:
     return f"{taken}.{n}"
 
 
-def compress(path: str) -> tuple[str, int] | None:
-    """Gzip ``path`` to a hidden partial file; return it and the source inode.
+def compress_backups(path: str, pattern: str, lock: Lockfile) -> None:
+    """Gzip every plain rotated file of ``path`` whose suffix matches ``pattern``.
 
-    The caller renames the partial file into place under the rotation lock (the source may
-    have been shifted to another name meanwhile). A crash before that leaves the plain file
-    and a ``.part`` file, never a torn ``.gz``.
+    Every plain backup, not only the one just rotated: a compressor that never ran (a crash, a
+    process that exited first) leaves work that the next one picks up.
     """
-    try:
-        source = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    with source:
-        inode = os.fstat(source.fileno()).st_ino
-        directory, base = os.path.split(path)
-        partial = os.path.join(directory, f".{base}.{inode}.gz.part")
-        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
-                                                        filename=base) as gz:
-            shutil.copyfileobj(source, gz, 1 << 20)
-        return partial, inode
+    for source, _ in _backups(path, pattern):
+        if not source.endswith(".gz"):
+            try:
+                _compress_one(path, source, pattern, lock)
+            except FileNotFoundError:
+                pass  # deleted by retention, or compressed by another process meanwhile
 
 
-def place_compressed(path: str, partial: str, inode: int, rotated_to: str,
-                     pattern: str) -> None:
-    """Under the lock: give ``partial`` the name its source now has, plus ``.gz``.
+def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
+    """Gzip ``source`` into a hidden partial file, then give it the source's name under the lock.
 
-    The source was ``rotated_to`` when compression began; a later size rotation may have
-    shifted it up since, so it is found again by its inode.
+    A crash before the last step leaves the plain file and a ``.part`` file, never a torn
+    ``.gz``; the next compressor starts over from the plain file.
     """
-    candidates = [rotated_to] + [p for p, _ in _backups(path, pattern)]
-    for candidate in candidates:
-        if candidate.endswith(".gz"):
-            continue
+    with open(source, "rb") as plain:
+        fd = plain.fileno()
+        # Exclusive flock for as long as we read: a writer holds a shared one from its look at
+        # the path until its write returns, so a late chunk still being written into this
+        # just-rotated file is finished before we read, and any later writer finds the path
+        # no longer names this file and writes elsewhere. Another compressor waits here too.
+        flock(fd, exclusive=True)
+        st = os.fstat(fd)
+        if st.st_nlink == 0:
+            return  # another compressor finished it while we waited
+        directory, base = os.path.split(source)
+        partial = os.path.join(directory, f".{base}.{st.st_ino}.{os.getpid()}."
+                                          f"{secrets.token_hex(4)}.gz.part")
         try:
-            if os.stat(candidate).st_ino != inode:
-                continue
-        except FileNotFoundError:
+            with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                            filename=base) as gz:
+                shutil.copyfileobj(plain, gz, 1 << 20)
+            while not lock.acquire():
+                time.sleep(0.01)  # a compression thread, never the event loop
+            try:
+                _place_compressed(path, partial, st.st_ino, pattern)
+            finally:
+                lock.release()
+        finally:
+            try:
+                os.unlink(partial)
+            except FileNotFoundError:
+                pass
+
+
+def _place_compressed(path: str, partial: str, inode: int, pattern: str) -> None:
+    """Under the lock: name ``partial`` as its source is named now, plus ``.gz``; drop the source.
+
+    A size rotation may have shifted the source to another name since, so it is found again by
+    its inode.
+    """
+    for candidate, _ in _backups(path, pattern):
+        if candidate.endswith(".gz") or os.stat(candidate).st_ino != inode:
             continue
         if link_no_replace(partial, candidate + ".gz"):
             os.unlink(candidate)
-        else:  # a .gz of that name exists already: keep the plain file, drop our copy
-            os.unlink(partial)
-        return
-    os.unlink(partial)  # the source was deleted by retention meanwhile
+        return  # else a .gz of that name exists already: keep the plain file
+
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so compression cannot wait for a late chunk
+    fcntl = None  # type: ignore[assignment]
+
+
+def flock(fd: int, *, exclusive: bool | None) -> None:
+    """Take a shared (False) or exclusive (True) flock on ``fd``, or drop it (None)."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN if exclusive is None
+                    else fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)

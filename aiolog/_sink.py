@@ -1,7 +1,6 @@
 """Where formatted chunks go: a log file (with the rollover protocol) or a stream.
 
-A sink's methods block; the writer runs them on its own executor thread, or calls them directly
-when there is no event loop to hand the work to.
+A sink's methods block; only the chunk's owner calls them (``_owner``), on its own thread.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from typing import Final, Protocol, TextIO
 
 from . import _rotation
 from ._lock import Lockfile
+from ._queue import Chunk
 
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 # Coarse kernel clocks stamp a write up to a few ticks before time.time(): a file written just
@@ -24,8 +24,7 @@ class Sink(Protocol):
     rotations: int
 
     def encode(self, text: str) -> bytes | str: ...
-    def prepare(self, incoming: int) -> bool: ...
-    def write(self, data: bytes | str) -> None: ...
+    def write(self, chunk: Chunk) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -39,14 +38,13 @@ class StreamSink:
     def encode(self, text: str) -> str:
         return text
 
-    def prepare(self, incoming: int) -> bool:
-        return True
-
-    def write(self, data: bytes | str) -> None:
-        self.stream.write(data)  # type: ignore[arg-type]
+    def write(self, chunk: Chunk) -> bool:
+        self.stream.write(chunk.data[chunk.offset :])  # type: ignore[arg-type]
+        chunk.offset = len(chunk.data)  # a text stream does not say how much of a failed one went
         flush = getattr(self.stream, "flush", None)
         if flush is not None:
             flush()
+        return True
 
     def close(self) -> None:
         flush = getattr(self.stream, "flush", None)
@@ -57,9 +55,9 @@ class StreamSink:
 class FileSink:
     """An ``O_APPEND`` log file that many processes may share and rotate.
 
-    Before each chunk, ``prepare()`` notices another process's rotation (the path's inode is no
-    longer ours) and reopens; when a rollover is due it takes the lockfile, checks again under
-    it, and rotates. One ``write()`` per chunk keeps lines from different processes whole.
+    ``write()`` follows the rollover protocol before each piece it writes: reopen if another
+    process rotated (the path's inode is no longer ours); rotate under the lockfile when due,
+    looking again under it. One ``write()`` per piece keeps lines from different processes whole.
     """
 
     def __init__(self, path: str, *, max_bytes: int = 0, when: str | None = None,
@@ -82,13 +80,12 @@ class FileSink:
         self.errors = errors
         self.lock = Lockfile(self.path + ".lock", timeout=lock_timeout)
         self.rotations = 0
-        self.rotated: list[str] = []  # rotated away and waiting to be compressed
         self._file: io.FileIO | None = None
         self._identity = (0, 0)
         self._next_boundary = float("inf")
         self.open()
 
-    def open(self) -> None:
+    def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
         try:
             fd = os.open(self.path, _OPEN_FLAGS, 0o644)
@@ -109,37 +106,74 @@ class FileSink:
             now = time.time()
             written = st.st_mtime + _MTIME_SLACK if st.st_size else now
             self._next_boundary = self.time_policy.next_boundary(min(written, now))
+        return self._file
 
     def encode(self, text: str) -> bytes:
         return text.encode(self.encoding, self.errors)
 
-    def prepare(self, incoming: int) -> bool:
-        """Make the file ready for ``incoming`` more bytes; False while another process rotates."""
-        if self._file is None:
-            self.open()
-        elif self._moved():
-            self.open()
-        if not self._due(incoming):
-            return True
+    def write(self, chunk: Chunk) -> bool:
+        """Write the rest of ``chunk``; False while another process holds the rotation lock.
+
+        Raises ``OSError`` from the disk; ``chunk.offset`` always says how much is on disk.
+        """
+        view = memoryview(chunk.data)  # type: ignore[arg-type]
+        while not chunk.done:
+            file = self._file or self.open()
+            fd = file.fileno()
+            # Shared flock from the look at the path until the write returns: a compressor takes
+            # it exclusively before reading a rotated file for the last time, so a chunk that
+            # lands late in a just-rotated file is always in what it compresses.
+            _rotation.flock(fd, exclusive=False)
+            try:
+                moved = self._moved()
+                end = None if moved else self._piece_end(chunk)
+                if end is not None:
+                    chunk.offset += file.write(view[chunk.offset : end]) or 0
+            finally:
+                _rotation.flock(fd, exclusive=None)
+            if moved:
+                self.open()
+            elif end is None and not self._rotate_for(chunk):
+                return False
+        return True
+
+    def _piece_end(self, chunk: Chunk) -> int | None:
+        """Where the next ``write()`` of ``chunk`` ends in this file; None: rotate first.
+
+        Whole lines only: a piece stops at the last line that keeps the file within
+        ``max_bytes``. A line is never split between two files, and a file takes one line
+        larger than ``max_bytes`` alone, as ``RotatingFileHandler`` does.
+        """
+        total = len(chunk.data)
+        if self._time_due() and chunk.at_line_start():
+            return None
+        if not self.max_bytes:
+            return total
+        size = os.fstat(self._file.fileno()).st_size  # type: ignore[union-attr]
+        if size + total - chunk.offset <= self.max_bytes:
+            return total
+        end = chunk.last_end_within(chunk.offset + max(self.max_bytes - size, 0))
+        if end is not None:
+            return end
+        if size == 0 or not chunk.at_line_start():
+            return chunk.next_end()
+        return None
+
+    def _rotate_for(self, chunk: Chunk) -> bool:
+        """Rotate under the lockfile if still due; False while another process holds it."""
         if not self.lock.acquire():
             return False
         try:
-            if self._moved():  # another process rotated while we waited
+            # Look again under the lock: another process may have rotated while we waited,
+            # and rotating again would move its fresh file away (and, with a small
+            # backup_count, delete our own last backup).
+            if self._moved():
                 self.open()
-            if self._due(incoming):
+            elif self._piece_end(chunk) is None:
                 self._rotate()
         finally:
             self.lock.release()
         return True
-
-    def write(self, data: bytes | str) -> None:
-        """Write all of ``data``, completing partial writes."""
-        if self._file is None:
-            self.open()
-        view = memoryview(data)  # type: ignore[arg-type]
-        while view:
-            written = self._file.write(view)  # type: ignore[union-attr]
-            view = view[written or 0 :]
 
     def close(self) -> None:
         file, self._file = self._file, None
@@ -153,13 +187,8 @@ class FileSink:
             return True  # deleted or moved away (logrotate without create, an operator's rm)
         return (st.st_dev, st.st_ino) != self._identity
 
-    def _due(self, incoming: int) -> bool:
-        if self.time_policy is not None and time.time() >= self._next_boundary:
-            return True
-        if not self.max_bytes:
-            return False
-        size = os.fstat(self._file.fileno()).st_size  # type: ignore[union-attr]
-        return size > 0 and size + incoming > self.max_bytes
+    def _time_due(self) -> bool:
+        return self.time_policy is not None and time.time() >= self._next_boundary
 
     def _rotate(self) -> None:
         st = os.fstat(self._file.fileno())  # type: ignore[union-attr]
@@ -171,28 +200,19 @@ class FileSink:
             started = self._next_boundary - 1e-6  # a moment in the interval being closed
             if time.time() < self._next_boundary:  # due by size within the interval
                 started = time.time()
-            target = _rotation.rotate_by_time(self.path, policy.suffix(started),
-                                              self.backup_count, policy.suffix_pattern())
+            _rotation.rotate_by_time(self.path, policy.suffix(started), self.backup_count,
+                                     policy.suffix_pattern())
         else:
-            target = _rotation.rotate_by_size(self.path, self.backup_count)
+            _rotation.rotate_by_size(self.path, self.backup_count)
         self.rotations += 1
-        if self.compress:
-            self.rotated.append(target)
         self.open()
         if policy is not None:
             self._next_boundary = policy.next_boundary(time.time())
 
-    def compress_rotated(self, target: str) -> None:
-        """Gzip one rotated file (outside the lock), then name it under the lock."""
-        result = _rotation.compress(target)
-        if result is None:
-            return
-        partial, inode = result
-        while not self.lock.acquire():
-            time.sleep(0.01)  # a compression thread, never the event loop
-        try:
-            pattern = (f"(?:{self.time_policy.suffix_pattern()})(?:\\.\\d+)?" if self.time_policy
-                       else r"\d+")
-            _rotation.place_compressed(self.path, partial, inode, target, pattern)
-        finally:
-            self.lock.release()
+    def compress_backups(self) -> None:
+        """Gzip every plain rotated file (in a thread, outside the writer's way)."""
+        pattern = (f"(?:{self.time_policy.suffix_pattern()})(?:\\.\\d+)?" if self.time_policy
+                   else r"\d+")
+        _rotation.compress_backups(self.path, pattern, self.lock)
+
+

@@ -7,6 +7,9 @@ import io
 import logging
 import logging.config
 import os
+import re
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -17,9 +20,18 @@ import pytest
 
 import aiolog
 from aiolog._format import FastFormatter, fast_equivalent
-from aiolog._writer import CHUNK_RECORDS
+from aiolog._lock import pid_namespace, process_start_time
+from aiolog._queue import CHUNK_RECORDS
 
 from .conftest import lines, run_script
+
+
+def size_set(directory: Path) -> list[Path]:
+    """app.log and its size-rotated backups, oldest first."""
+    def age(p: Path) -> int:
+        suffix = p.name[len("app.log"):].lstrip(".")
+        return -int(suffix) if suffix else 0
+    return sorted((p for p in directory.glob("app.log*") if not p.name.endswith(".lock")), key=age)
 
 
 def numbers(path: Path, marker: str) -> list[int]:
@@ -270,12 +282,13 @@ class TestConfigure:
 
 class TestWithoutALoop:
     def test_records_before_any_loop_are_written(self, tmp_path: Path) -> None:
-        """A record logged before an event loop exists is written synchronously."""
+        """A record logged before an event loop exists is written; handler.flush() waits for it."""
         path = tmp_path / "app.log"
         handler = aiolog.AsyncFileHandler(path)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.getLogger().addHandler(handler)
         logging.getLogger("a").warning("no loop yet")
+        handler.flush()
         assert lines(path) == ["no loop yet"]
 
     def test_records_from_a_thread_after_the_loop_closed(self, tmp_path: Path) -> None:
@@ -291,6 +304,7 @@ class TestWithoutALoop:
         worker = threading.Thread(target=lambda: logging.getLogger("a").warning("after 0"))
         worker.start()
         worker.join()
+        aiolog.flush_sync()
         assert numbers(path, "in loop") == list(range(500))
         assert lines(path)[-1] == "after 0"
 
@@ -325,42 +339,104 @@ class TestWithoutALoop:
         assert numbers(tmp_path / "app.log", "n ") == list(range(20000))
 
 
+class StuckStream(io.StringIO):
+    """A stream whose write() waits until released: a sink that stopped taking data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(60)
+        return super().write(text)
+
+
 class TestOverflow:
-    async def test_block_writes_synchronously_and_loses_nothing(self, tmp_path: Path) -> None:
-        """With overflow='block' a full queue is written out by the caller, in order."""
+    async def test_block_waits_for_room_and_loses_nothing(self, tmp_path: Path) -> None:
+        """With overflow='block' a full queue makes the caller wait for the owner: at most
+        max_queue records wait besides the chunk being written, and all arrive in order."""
         path = tmp_path / "app.log"
         [handler] = await aiolog.configure(path, format="%(message)s", max_queue=50)
-        for i in range(2000):  # no await: the writer task cannot run meanwhile
+        most_queued = 0
+        for i in range(2000):  # no await
             logging.getLogger("a").info("n %d", i)
-        assert handler.stats()["queued"] <= 50
+            most_queued = max(most_queued, handler.stats()["queued"])
+        assert most_queued <= 2 * 50
         await aiolog.flush()
         assert numbers(path, "n ") == list(range(2000))
         assert handler.stats()["dropped"] == 0
 
-    async def test_block_writes_one_chunk_per_call_not_the_whole_queue(self, tmp_path: Path) -> None:
-        """A call that finds the queue full writes only the oldest chunk: no single call pays for
-        max_queue records, and the rest stays queued, in order."""
+    async def test_block_never_waits_for_another_process_holding_the_lock(
+            self, tmp_path: Path) -> None:
+        """While a live process holds the rotation lock, a full queue grows past max_queue
+        rather than making the loop wait for that process; nothing is lost once it lets go."""
         path = tmp_path / "app.log"
-        max_queue = 3 * CHUNK_RECORDS
-        [handler] = await aiolog.configure(path, format="%(message)s", max_queue=max_queue)
-        for i in range(max_queue + 1):  # no await: the writer task cannot run meanwhile
-            logging.getLogger("a").info("n %d", i)
-        stats = handler.stats()
-        assert (stats["written"], stats["queued"]) == (CHUNK_RECORDS, max_queue + 1 - CHUNK_RECORDS)
-        await aiolog.flush()
-        assert numbers(path, "n ") == list(range(max_queue + 1))
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        try:
+            lock = tmp_path / "app.log.lock"
+            [handler] = await aiolog.configure(path, format="%(message)s", max_bytes=2000,
+                                               max_queue=100, lock_timeout=600)
+            for i in range(50):
+                logging.getLogger("a").info("n %d", i)
+            await aiolog.flush()
+            lock.write_text(f"{sleeper.pid} {process_start_time(sleeper.pid)} "
+                            f"{socket.gethostname()} {pid_namespace()} token\n")
+            # If a call waited for the lock, only this watchdog would end the wait, and the
+            # assertion below that the lock is still held would fail.
+            watchdog = threading.Timer(60, lambda: lock.unlink(missing_ok=True))
+            watchdog.start()
+            for i in range(50, 1050):
+                logging.getLogger("a").info("n %d", i)
+            assert lock.exists(), "a log call waited for another process's lock"
+            assert handler.stats()["queued"] > 100
+            watchdog.cancel()
+            lock.unlink()
+            await aiolog.flush()
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        assert [n for f in size_set(tmp_path) for n in numbers(f, "n ")] == list(range(1050))
 
-    async def test_drop_counts_and_reports_the_drops(self, tmp_path: Path) -> None:
+    async def test_drop_counts_and_reports_the_drops(self) -> None:
         """With overflow='drop' records past max_queue are counted and one line reports them."""
-        path = tmp_path / "app.log"
-        [handler] = await aiolog.configure(path, format="%(name)s %(message)s", max_queue=100,
-                                           overflow="drop")
+        stream = StuckStream()
+        [handler] = await aiolog.configure(handlers=[aiolog.AsyncStreamHandler(
+            stream, max_queue=100, overflow="drop")])
+        handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+        logging.getLogger("a").info("first")
+        assert stream.entered.wait(60)  # the owner is stuck writing "first"
         for i in range(1000):
             logging.getLogger("a").info("n %d", i)
-        assert handler.stats()["queued"] == 100
+        assert handler.stats()["queued"] == 100 + 1
+        stream.release.set()
         await aiolog.flush()
         logging.getLogger("a").info("n %d", 1000)  # after recovery
         await aiolog.flush()
-        assert numbers(path, "a n") == list(range(100)) + [1000]
+        text = stream.getvalue()
+        assert [int(n) for n in re.findall(r"^a n (\d+)$", text, re.M)] == list(range(100)) + [1000]
         assert handler.stats()["dropped"] == 900
-        assert "aiolog dropped 900 records: queue full (overflow='drop')" in path.read_text()
+        assert text.count("aiolog dropped 900 records: queue full (overflow='drop')") == 1
+
+    async def test_drops_from_threads_are_all_counted(self) -> None:
+        """Drops counted on several threads at once add up: written + dropped == sent."""
+        stream = StuckStream()
+        [handler] = await aiolog.configure(handlers=[aiolog.AsyncStreamHandler(
+            stream, max_queue=10, overflow="drop")])
+        logging.getLogger("a").info("first")
+        assert stream.entered.wait(60)
+
+        def flood() -> None:
+            for i in range(20_000):
+                logging.getLogger("a").info("n %d", i)
+
+        threads = [threading.Thread(target=flood) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stream.release.set()
+        await aiolog.flush()
+        stats = handler.stats()
+        assert stats["written"] + stats["dropped"] == 1 + 4 * 20_000

@@ -16,7 +16,7 @@ import pytest
 
 import aiolog
 from aiolog import _rotation
-from aiolog._writer import CHUNK_BYTES
+from aiolog._queue import CHUNK_BYTES
 
 from .conftest import lines, run_script
 from .logfiles import (WORKER, check_complete_and_ordered, latest_write_after_rotation, read_set, start_workers,
@@ -223,21 +223,28 @@ class TestCompression:
         check_complete_and_ordered(read_set(tmp_path), {"P0": 5000})
         assert not list(tmp_path.glob(".*.part"))
 
-    def test_crash_mid_compress_leaves_the_plain_file(self, tmp_path: Path) -> None:
-        """A compressor killed mid-way leaves the rotated file whole and no .gz."""
+    def test_crash_mid_compress_leaves_the_plain_file_for_the_next_sweep(
+            self, tmp_path: Path) -> None:
+        """A compressor killed mid-way leaves the rotated file whole and no .gz; the next
+        sweep compresses it."""
         rotated = tmp_path / "app.log.1"
-        rotated.write_bytes(os.urandom(1 << 20) * 60)  # big enough to kill it mid-way
-        before = rotated.stat().st_size
-        proc = subprocess.Popen([sys.executable, "-c",
-                                 "import sys; from aiolog import _rotation; "
-                                 "_rotation.compress(sys.argv[1])", str(rotated)])
+        data = os.urandom(1 << 20) * 60  # big enough to kill it mid-way
+        rotated.write_bytes(data)
+        sweep = ("import sys; from aiolog import _rotation, _lock; "
+                 "_rotation.compress_backups(sys.argv[1], r'\\d+', "
+                 "_lock.Lockfile(sys.argv[1] + '.lock', timeout=10))")
+        proc = subprocess.Popen([sys.executable, "-c", sweep, str(tmp_path / "app.log")])
         while not list(tmp_path.glob(".*.part")):
             assert proc.poll() is None, "compression finished before it could be killed"
             time.sleep(0.01)
         proc.kill()
         proc.wait()
-        assert rotated.stat().st_size == before
+        assert rotated.stat().st_size == len(data)
         assert not list(tmp_path.glob("*.gz"))
+        subprocess.run([sys.executable, "-c", sweep, str(tmp_path / "app.log")], check=True,
+                       timeout=120)
+        assert not rotated.exists()
+        assert gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()) == data
 
 
 class TestRotationInTheLoop:

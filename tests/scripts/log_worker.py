@@ -12,6 +12,7 @@ import sys
 import time
 
 import aiolog
+from aiolog._queue import Chunk
 from aiolog._sink import FileSink
 
 LINE_FORMAT = "%(created).6f %(message)s"
@@ -21,9 +22,9 @@ def trace_writes_and_rotations(events: list[str]) -> None:
     """Observe FileSink without changing what it does: note each write and rotation."""
     write, rotate = FileSink.write, FileSink._rotate
 
-    def traced_write(self: FileSink, data: bytes | str) -> None:
+    def traced_write(self: FileSink, chunk: Chunk) -> bool:
         events.append(f"write {time.time():.6f} {self._identity[1]}")
-        write(self, data)
+        return write(self, chunk)
 
     def traced_rotate(self: FileSink) -> None:
         inode = self._identity[1]

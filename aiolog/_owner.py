@@ -1,0 +1,278 @@
+"""The chunk owner: the one party that takes chunks out of the queue and writes them.
+
+Exactly once, by construction: a chunk is taken from the queue only by the holder of the right
+to write (``_right``), is kept in ``_chunk`` from before its first byte is written until it is
+all on disk or counted as failed, and its ``offset`` says how much is written (a short write
+resumes, never repeats). Nobody else touches it.
+
+The holder is the owner thread, for its whole life. Every other path (``flush()``, exit, a
+full queue) hands work to it and waits. Only where no owner thread can run (it was stopped by
+``close()``, or could not be started because the interpreter is exiting) does a caller become
+the holder, by taking ``_right`` without waiting; if it is taken, its holder writes what the
+caller queued, because a holder looks at the queue again after letting go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+from ._progress import Progress
+from ._queue import Chunk, RecordQueue
+from ._sink import Sink
+
+_RETRY_FIRST: Final = 0.05  # seconds before the first retry of a failed write
+_RETRY_MAX: Final = 2.0
+_LOCK_POLL: Final = 0.005  # seconds between tries of a rotation lock another process holds
+_ATTEMPTS_WHEN_IMPATIENT: Final = 3  # a stopped writer's caller, or shutdown, gives up after these
+
+
+class ChunkOwner:
+    """Writes one queue into one sink, on its own thread."""
+
+    def __init__(self, queue: RecordQueue, sink: Sink, name: str,
+                 after_rotation: Callable[[], None]) -> None:
+        self.queue = queue
+        self.sink = sink
+        self.name = name
+        self.progress = Progress()
+        self._after_rotation = after_rotation
+        self.written = self.errors = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        # Everything bound to threads: fresh at creation and in a forked child.
+        self._right = threading.Lock()
+        self._holder = 0  # the thread holding _right, so it never waits for itself
+        self._chunk: Chunk | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._wake_read, self._wake_write = _wake_pipe()
+        self._idle = False  # the thread sleeps until woken: a producer must write to the pipe
+        self.stopping = False
+        self.stopped = False  # no owner thread will run again: callers write themselves
+        self.finished = False  # ... and it has let go of everything
+        self.stalled = False  # the last try could not write (lock held elsewhere, disk failing)
+        self.failing = False
+
+    # -- the producer side -----------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Called after queueing: make sure someone writes it."""
+        if self._idle:
+            self._idle = False
+            try:
+                os.write(self._wake_write, b"\0")
+            except (BlockingIOError, OSError):
+                pass  # the pipe is full of wake-ups already, or closed at stop
+        elif self._thread is None:
+            self._start()
+        elif self.stopped:
+            self.write_here()
+
+    def is_owner_thread(self) -> bool:
+        return self._holder == threading.get_ident()
+
+    def running(self) -> bool:
+        return self._thread is not None and not self.stopped
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None or self.stopped:
+                return
+            thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
+                                      daemon=True)
+            self._thread = thread
+            try:
+                thread.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                self.stopped = self.finished = True
+        if self.stopped:
+            self.write_here()
+
+    # -- the owner thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._right.acquire()
+        self._holder = threading.get_ident()
+        try:
+            while True:
+                self._write_all(patient=not self.stopping)
+                if self.stopping and self._chunk is None and not self.queue.items:
+                    return
+                self._sleep_until_woken()
+        finally:
+            self._holder = 0
+            self._right.release()
+            self.stopped = True  # from here on, callers write themselves
+            self.write_here()  # what was queued after our last look
+            self.finished = True
+            self.progress.notify()
+
+    def _sleep_until_woken(self) -> None:
+        self._idle = True
+        # Looked at after announcing idleness: a producer that queued before saw us busy.
+        if self.queue.items or self.stopping:
+            self._idle = False
+            return
+        self._pause(None)
+        self._idle = False
+
+    def _pause(self, seconds: float | None) -> None:
+        """Sleep until woken through the pipe (stop, or a record while idle) or ``seconds``."""
+        if self._holder != getattr(self._thread, "ident", None):
+            time.sleep(seconds or 0)  # a caller writing itself: nobody wakes it
+            return
+        try:
+            select.select([self._wake_read], [], [], seconds)
+            os.read(self._wake_read, 4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def stop(self) -> None:
+        """Ask the thread to write everything and end; returns at once."""
+        self.stopping = True
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self.stopped = self.finished = True
+            return
+        try:
+            os.write(self._wake_write, b"\0")
+        except OSError:
+            pass
+
+    def join(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # -- writing: only ever by the holder of _right ----------------------------------------
+
+    def write_here(self) -> None:
+        """Where no owner thread runs: this caller writes what is queued, unless one is at it."""
+        while self._right.acquire(blocking=False):
+            self._holder = threading.get_ident()
+            try:
+                self._write_all(patient=False)
+                if self.stopped:  # after close() nobody else would ever close the file again
+                    self.sink.close()
+            finally:
+                self._holder = 0
+                self._right.release()
+            self.progress.notify()
+            # Records queued while we held it, by callers who found _right taken: ours.
+            if not self.queue.items:
+                return
+
+    def _write_all(self, *, patient: bool) -> None:
+        """Write the chunk in hand, then every queued chunk, until the queue is empty.
+
+        Impatient (a stopping writer, or a caller writing itself) gives up a chunk after a few
+        failed tries and counts it, and what is queued behind it, as errors.
+        """
+        delay = _RETRY_FIRST
+        failures = 0
+        while True:
+            chunk = self._chunk
+            if chunk is None:
+                chunk = self._chunk = self.queue.take(self.sink.encode)
+                if chunk is None:
+                    return
+                self.progress.notify()  # room in the queue
+            rotations = self.sink.rotations
+            try:
+                complete = self.sink.write(chunk)
+            except Exception:
+                failures += 1
+                self._report_failure(chunk)  # inside except: handleError() shows the error
+                if (not patient or self.stopping) and failures >= _ATTEMPTS_WHEN_IMPATIENT:
+                    self._give_up()
+                    return
+                self._pause(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            if self.sink.rotations != rotations:
+                self._after_rotation()
+            if not complete:  # another process holds the rotation lock
+                if not self.stalled:
+                    self.stalled = True
+                    self.progress.notify()
+                self._pause(_LOCK_POLL)
+                continue
+            self._chunk = None
+            self._settle(chunk, ok=True)
+            delay = _RETRY_FIRST
+            failures = 0
+
+    def _settle(self, chunk: Chunk, *, ok: bool) -> None:
+        if ok:
+            self.written += chunk.count
+            if self.failing:
+                self.failing = False
+                report(f"aiolog: writing to {self.name} works again", None)
+        else:
+            self.errors += chunk.count
+        self.stalled = False
+        for mark in chunk.marks:
+            mark.done = True
+        self.progress.notify()
+
+    def _give_up(self) -> None:
+        """Count the chunk in hand and everything queued as failed: shutdown must return."""
+        chunk: Chunk | None = self._chunk
+        while chunk is not None:
+            self._chunk = None
+            self._settle(chunk, ok=False)
+            chunk = self.queue.take(self.sink.encode)
+
+    def _report_failure(self, chunk: Chunk) -> None:
+        """Tell the handler once per burst, as ``logging`` would; count the rest in stats()."""
+        self.stalled = True
+        if self.failing:
+            return
+        self.failing = True
+        self.progress.notify()  # flush() returns while the disk refuses writes
+        if chunk.origin is not None:
+            chunk.origin.handleError(logging.makeLogRecord({"msg": chunk.lines[0].rstrip("\n")}))
+
+    @property
+    def queued(self) -> int:
+        chunk = self._chunk
+        return len(self.queue.items) + (chunk.count if chunk is not None else 0)
+
+    def reset_after_fork(self) -> None:
+        # The parent still owns what was queued at the fork; the child writes only its own.
+        self.queue.items.clear()
+        for fd in (self._wake_read, self._wake_write):
+            os.close(fd)
+        self._reset()
+
+
+def _wake_pipe() -> tuple[int, int]:
+    read, write = os.pipe()
+    for fd in (read, write):
+        os.set_blocking(fd, False)
+        os.set_inheritable(fd, False)
+    return read, write
+
+
+def report(message: str, exc: BaseException | None) -> None:
+    """Tell stderr what went wrong in the background, without ever raising."""
+    stream = sys.stderr
+    if stream is None or not logging.raiseExceptions:
+        return
+    try:
+        text = f"--- {message} ---\n"
+        if exc is not None:
+            text += f"{type(exc).__name__}: {exc}\n"
+        stream.write(text)
+        stream.flush()
+    except Exception:
+        pass

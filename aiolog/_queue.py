@@ -1,0 +1,146 @@
+"""The queue of formatted lines, its bound, and the chunks the owner takes out of it.
+
+Records wait in one ``deque``: appends and pops are atomic, so every thread (the loop's, others,
+a signal handler) adds to it without a lock, and no lock here can be re-entered. An
+``asyncio.Queue`` is not thread-safe, and callbacks still pending when a loop closes are
+discarded with it; a record parked in the deque survives any loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from bisect import bisect_right
+from collections import deque
+from typing import Final, Literal, Protocol, Union
+
+Overflow = Literal["block", "drop"]
+
+CHUNK_RECORDS: Final = 1000
+CHUNK_BYTES: Final = 64 * 1024
+
+
+class Origin(Protocol):
+    """The handler a line came from: told of failures, and formats the "dropped N" line."""
+
+    def handleError(self, record: logging.LogRecord) -> None: ...  # noqa: N802 (logging's name)
+    def line(self, record: logging.LogRecord) -> str: ...
+
+
+class FlushMark:
+    """Put in the queue by ``flush()``: done once every record queued before it is settled."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+Item = Union[tuple[Origin, str], FlushMark]
+
+
+class Chunk:
+    """Lines taken from the queue, encoded, and how much of them is on disk already.
+
+    Its owner advances ``offset`` by what each ``write()`` returned, so a short write resumes
+    where it stopped and never repeats a byte.
+    """
+
+    __slots__ = ("lines", "data", "count", "origin", "marks", "offset", "_ends", "_encode")
+
+    def __init__(self, lines: list[str], count: int, origin: Origin | None,
+                 marks: list[FlushMark], encode: _Encoder) -> None:
+        self.lines = lines
+        self.data = encode("".join(lines))
+        self.count = count  # records, not counting a "dropped N" line
+        self.origin = origin  # whose handleError() hears of a failed write
+        self.marks = marks
+        self.offset = 0
+        self._ends: list[int] | None = None
+        self._encode = encode
+
+    @property
+    def done(self) -> bool:
+        return self.offset >= len(self.data)
+
+    def ends(self) -> list[int]:
+        """Where each line ends in ``data``; computed only when a chunk must be split."""
+        if self._ends is None:
+            self._ends = list(itertools.accumulate(len(self._encode(line)) for line in self.lines))
+        return self._ends
+
+    def at_line_start(self) -> bool:
+        return self.offset == 0 or self.offset in self.ends()
+
+    def last_end_within(self, limit: int) -> int | None:
+        """The end of the last whole line between ``offset`` and ``limit``, if any."""
+        ends = self.ends()
+        i = bisect_right(ends, limit)
+        return ends[i - 1] if i and ends[i - 1] > self.offset else None
+
+    def next_end(self) -> int:
+        """The end of the line that ``offset`` is in (or starts)."""
+        ends = self.ends()
+        return ends[bisect_right(ends, self.offset)]
+
+
+class _Encoder(Protocol):
+    def __call__(self, text: str) -> bytes | str: ...
+
+
+class RecordQueue:
+    """Formatted lines waiting for the owner, in order, with the ``max_queue`` bound."""
+
+    def __init__(self, max_queue: int, overflow: Overflow) -> None:
+        self.max_queue = max_queue
+        self.overflow = overflow
+        self.items: deque[Item] = deque()
+        # Counted by the producers that drop, on any thread: next() on a count is atomic, where
+        # ``+= 1`` on an attribute could lose an increment between two threads.
+        self._drops = itertools.count()
+        self._drops_reported = 0  # owner-side: how many of them a "dropped N" line has told
+
+    def full(self) -> bool:
+        return len(self.items) >= self.max_queue
+
+    def count_drop(self) -> None:
+        next(self._drops)
+
+    @property
+    def dropped(self) -> int:
+        # count's repr is its next value: the one read that never increments it.
+        return int(repr(self._drops)[6:-1])
+
+    def take(self, encode: _Encoder) -> Chunk | None:
+        """On the owner: the next chunk (up to CHUNK_RECORDS lines or CHUNK_BYTES), or None."""
+        items = self.items
+        if not items:
+            return None
+        lines: list[str] = []
+        marks: list[FlushMark] = []
+        origin: Origin | None = None
+        size = count = 0
+        popleft = items.popleft
+        while items and count < CHUNK_RECORDS and size < CHUNK_BYTES:
+            item = popleft()
+            if type(item) is FlushMark:
+                marks.append(item)
+                continue
+            source, line = item  # type: ignore[misc]
+            if origin is None:
+                origin = source
+            lines.append(line)
+            size += len(line)
+            count += 1
+        unreported = self.dropped - self._drops_reported
+        if unreported and origin is not None:
+            self._drops_reported += unreported
+            lines.insert(0, _drop_line(origin, unreported))
+        return Chunk(lines, count, origin, marks, encode)
+
+
+def _drop_line(origin: Origin, dropped: int) -> str:
+    record = logging.LogRecord("aiolog", logging.WARNING, __file__, 0,
+                               "aiolog dropped %d records: queue full (overflow='drop')",
+                               (dropped,), None)
+    return origin.line(record)
