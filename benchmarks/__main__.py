@@ -39,7 +39,7 @@ SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed")
 REPEATED = ("throughput", "stall", "shared", "timed")
 STDERR = "stderr.log"
 # Counts a multi-process run audits: summed over the runs, so a loss in any run is reported.
-AUDITED = ("records", "lost", "duplicated", "torn", "misplaced")
+AUDITED = ("records", "lost", "duplicated", "torn", "misplaced", "files")
 
 
 def _workload(scenario: str, name: str, params: dict[str, Any],
@@ -58,6 +58,17 @@ def _result(proc: subprocess.Popen[str], what: str) -> dict[str, Any]:
         raise RuntimeError(f"{what} exited with {proc.returncode}")
     parsed: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return parsed
+
+
+def _results(procs: list[subprocess.Popen[str]], what: str) -> list[dict[str, Any]]:
+    """Every process's result; if one fails, the others are ended, not left running."""
+    try:
+        return [_result(p, what) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
 
 
 def _count_lines(directory: Path) -> int:
@@ -113,7 +124,7 @@ def run_shared(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, 
                                                "worker": w, "start_at": start_at}, work)
                  for w in range(args.processes)]
         try:
-            spans = [_result(p, c.name) for p in procs]
+            spans = _results(procs, c.name)
         finally:
             watcher.stop()
         total = args.processes * args.shared_records
@@ -134,7 +145,7 @@ def run_timed(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, A
                                               "start_at": start_at}, work)
                  for w in range(args.processes)]
         try:
-            spans = [_result(p, c.name) for p in procs]
+            spans = _results(procs, c.name)
         finally:
             watcher.stop()
         seconds = max(s["end"] for s in spans) - min(s["start"] for s in spans)

@@ -65,6 +65,8 @@ def _rows(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+SCENARIO_NAMES = {"throughput": "1", "per_call": "2", "stall": "3", "shared": "4",
+                  "timed": "5 (time rotation)"}
 AUDIT_HEADER = ["records", "lost", "duplicated", "torn", "misplaced", "latest s"]
 
 
@@ -303,8 +305,8 @@ def headline(document: dict[str, Any]) -> str:
         if not any(faults.values()):
             text += " In the same run aiolog lost, duplicated, tore and misplaced none."
         else:
-            text += " In the same run aiolog " + ", ".join(
-                f"{key} {n:,}" for key, n in faults.items() if n) + " records."
+            text += " In the same run aiolog had " + ", ".join(
+                f"{n:,} {key}" for key, n in faults.items() if n) + " records."
     return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False) + "\n"
 
 
@@ -329,13 +331,20 @@ def tables_block(document: dict[str, Any]) -> str:
     sizes = ("default sizes" if not non_default else "non-default settings: " + ", ".join(
         f"{k}={v}" for k, v in non_default.items()))
     took = f", {run['seconds'] / 60:.0f} minutes" if run.get("seconds") else ""
-    lines = [f"Run **{run_name(document)}** of `python -m benchmarks --update-results` "
+    lines = [f"Run **{run_name(document)}** of `python -m benchmarks` "
              f"({sizes}{took}) on {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
              f"Python {machine.get('python', '?')}, {machine.get('system', '?')}. "
              "The machine is shared and noisy: read the ratios, not the absolute numbers.", ""]
     for part in table(document["results"]).split("\n\n"):
         title, rest = part.split("\n", 1)
         lines += [f"**{title}**", "", rest, ""]
+    missing = [s for s in SCENARIO_NAMES if s not in document["results"]]
+    if missing:
+        lines += [textwrap.fill(
+            f"This run has no scenario{'s' if len(missing) > 1 else ''} "
+            + ", ".join(SCENARIO_NAMES[s] for s in missing) + ": the next "
+            "`python -m benchmarks --update-results` adds its table, its chart panels and its "
+            "figures in the opening paragraph.", WIDTH), ""]
     lines.append("![benchmark chart](benchmarks/results/results.png)")
     lines[0] = textwrap.fill(lines[0], WIDTH, break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines) + "\n"
