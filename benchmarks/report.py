@@ -139,6 +139,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def colour(name: str) -> str:
+    """A bar's colour: green for aiolog's own contenders only (not aiologger or aiologging)."""
+    return "tab:green" if name in OURS else "silver" if name == "no logging" else "tab:gray"
+
+
 def _speed_panels() -> dict[str, tuple[str, str, Any]]:
     return {
         "throughput": ("1. One process, rotation on: records/s", "higher is better",
@@ -182,8 +187,7 @@ def chart(results: dict[str, dict[str, Any]], path: Path, run: str = "") -> None
         items = [(name, value(r)) for name, r in results[scenario].items() if value(r) is not None]
         names = [n for n, _ in items]
         values = [v for _, v in items]
-        bars = ax.barh(names, values, color=["tab:green" if n in OURS else "silver"
-                                             if n == "no logging" else "tab:gray" for n in names])
+        bars = ax.barh(names, values, color=[colour(n) for n in names])
         ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in values],
                      padding=3, fontsize=7)
         ax.set_xlim(0, max(values, default=1) * 1.2 or 1)

@@ -91,6 +91,15 @@ def test_repeated_runs_merge_to_medians_and_keep_every_loss() -> None:
     assert merge_runs("stall", [stall(3.0, 0), {"error": "x exited with 1"}]) == {"error": "x exited with 1"}
 
 
+def test_the_chart_highlights_aiologs_own_contenders_only(tmp_path: Path) -> None:
+    """aiolog and aiolog+uvloop are drawn in the highlight colour, peers whose names merely start
+    with "aiolog" are not, and a chart with correctness beside speed is drawn."""
+    assert {report.colour(n) for n in OURS} == {"tab:green"}
+    assert "tab:green" not in {report.colour(n) for n in ("aiologger", "aiologging", "logging")}
+    report.chart(_document()["results"], tmp_path / "chart.png", "test run")
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_repeated_multiprocess_runs_merge_to_median_speed_and_total_faults() -> None:
     """Repeated runs of scenarios 4 and 5 report the median records/s and every fault of every
     run, against the records audited in all of them."""
