@@ -245,8 +245,9 @@ def _thousands() -> Any:
 
 # The README's generated blocks sit between these markers; `python -m benchmarks
 # --update-readme` rewrites what is between them and nothing else.
-BLOCK = re.compile(r"(<!-- benchmarks:(?P<name>[a-z]+)[^>]*-->\n)(?P<body>.*?)(<!-- /benchmarks:(?P=name) -->)",
-                   re.DOTALL)
+BLOCK = re.compile(r"(<!-- benchmarks:(?P<name>[a-z]+)[^>]*-->\n)"  # start marker, kept
+                   r"(?P<body>.*?)"  # what is redrawn
+                   r"(<!-- /benchmarks:(?P=name) -->)", re.DOTALL)  # end marker, kept
 
 
 def update_readme(text: str, document: dict[str, Any]) -> str:
@@ -294,7 +295,7 @@ def headline(document: dict[str, Any]) -> str:
     stall = _get(results, "stall", BASELINE, "lag_max_ms")
     if stall is not None:
         clauses.append(f"a plain `FileHandler` froze the event loop for {stall:,.0f} ms "
-                       "whenever its sink paused")
+                       "whenever its sink paused (400 ms of every second)")
     if not clauses:
         return f"Python's own handlers fail such services (no figures in run {run_name(document)}).\n"
     figures = (", ".join(clauses[:-1]) + ", and " + clauses[-1]) if len(clauses) > 1 else clauses[0]
