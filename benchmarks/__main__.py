@@ -2,12 +2,16 @@
 
 Each measurement runs in a fresh process (see ``workloads``); this process only starts them,
 watches shared files, and reports. Results: a table on stdout, ``results.json`` and
-``results.png`` in ``--out``.
+``results.png`` in ``--out`` (by default ``benchmarks/latest/``, ignored by git, so a run leaves
+the checkout as it was). ``--update-results`` writes the committed ``benchmarks/results/`` and
+the README's benchmark blocks instead; ``--update-readme`` only redraws those from the committed
+``results.json``, without running anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -24,11 +28,18 @@ from . import report
 from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
-SCENARIOS = ("throughput", "per_call", "stall", "shared")
+ROOT = Path(__file__).resolve().parent.parent
+LATEST = ROOT / "benchmarks" / "latest"  # a plain run's results: ignored by git
+COMMITTED = ROOT / "benchmarks" / "results"  # the run the README quotes
+README = ROOT / "README.md"
+SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed")
 # One run of these is at the mercy of a noisy neighbour on a shared machine: they run --repeats
 # times, each round through every contender in turn so a noisy spell hits all of them alike.
-REPEATED = ("throughput", "stall")
+# (per_call is one distribution of 50,000 calls; its percentiles already absorb a noisy spell.)
+REPEATED = ("throughput", "stall", "shared", "timed")
 STDERR = "stderr.log"
+# Counts a multi-process run audits: summed over the runs, so a loss in any run is reported.
+AUDITED = ("records", "lost", "duplicated", "torn", "misplaced", "files")
 
 
 def _workload(scenario: str, name: str, params: dict[str, Any],
@@ -47,6 +58,17 @@ def _result(proc: subprocess.Popen[str], what: str) -> dict[str, Any]:
         raise RuntimeError(f"{what} exited with {proc.returncode}")
     parsed: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return parsed
+
+
+def _results(procs: list[subprocess.Popen[str]], what: str) -> list[dict[str, Any]]:
+    """Every process's result; if one fails, the others are ended, not left running."""
+    try:
+        return [_result(p, what) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
 
 
 def _count_lines(directory: Path) -> int:
@@ -101,12 +123,52 @@ def run_shared(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, 
                                                "max_bytes": args.shared_max_bytes,
                                                "worker": w, "start_at": start_at}, work)
                  for w in range(args.processes)]
-        spans = [_result(p, c.name) for p in procs]
-        watcher.stop()
+        try:
+            spans = _results(procs, c.name)
+        finally:
+            watcher.stop()
         total = args.processes * args.shared_records
         seconds = max(s["end"] for s in spans) - min(s["start"] for s in spans)
         return {"records_per_s": total / seconds,
-                **audit(Path(run_dir), args.processes, args.shared_records, watcher.left)}
+                **audit(Path(run_dir), [args.shared_records] * args.processes, watcher.left)}
+
+
+def run_timed(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Several processes log at a steady rate into one file that rotates every second."""
+    with tempfile.TemporaryDirectory(dir=work) as run_dir:
+        path = os.path.join(run_dir, "app.log")
+        watcher = InodeWatcher(path)
+        watcher.start()
+        start_at = time.time() + 1.0  # all processes imported and opened by then
+        procs = [_workload("timed", c.name, {"path": path, "seconds": args.timed_seconds,
+                                              "rate": args.timed_rate, "worker": w,
+                                              "start_at": start_at}, work)
+                 for w in range(args.processes)]
+        try:
+            spans = _results(procs, c.name)
+        finally:
+            watcher.stop()
+        seconds = max(s["end"] for s in spans) - min(s["start"] for s in spans)
+        sent = [s["sent"] for s in spans]
+        return {"records_per_s": sum(sent) / seconds,
+                **audit(Path(run_dir), sent, watcher.left)}
+
+
+def _contenders_for(scenario: str, contenders: list[Contender]) -> list[Contender | None]:
+    if scenario == "stall":  # None: the same ticker with no logging, the floor
+        return [None, *(c for c in contenders if c.shareable)]
+    if scenario == "shared":
+        return [c for c in contenders if c.rotates]
+    if scenario == "timed":
+        return [c for c in contenders if c.timed]
+    return list(contenders)
+
+
+# Scenario -> its runner; one more scenario is one more entry here and its name in SCENARIOS
+# (report.table shows the scenarios it knows; results.json keeps every outcome).
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "throughput": run_throughput, "per_call": run_per_call, "stall": run_stall,
+    "shared": run_shared, "timed": run_timed}
 
 
 def merge_runs(scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,47 +184,95 @@ def merge_runs(scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "lag_max_ms": statistics.median(run["lag_max_ms"] for run in runs),
                 "lag_worst_ms": max(run["lag_max_ms"] for run in runs),
                 "sent": sum(run["sent"] for run in runs), "lost": sum(run["lost"] for run in runs)}
+    if scenario in ("shared", "timed"):
+        return {"records_per_s": statistics.median(run["records_per_s"] for run in runs),
+                **{key: sum(run[key] for run in runs) for key in AUDITED},
+                "misplaced_latest_s": max(run["misplaced_latest_s"] for run in runs),
+                "runs": len(runs)}
     return runs[0]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes: checks that every scenario runs, measures nothing")
     parser.add_argument("--only", nargs="+", metavar="CONTENDER",
                         help="run these contenders only (names as in the table)")
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"where results go (default: {LATEST.relative_to(ROOT)}, "
+                             f"or {COMMITTED.relative_to(ROOT)} with --update-results)")
+    parser.add_argument("--update-results", action="store_true",
+                        help=f"write {COMMITTED.relative_to(ROOT)} and the README's benchmark "
+                             "blocks: the run the README quotes")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="run nothing: redraw the README's benchmark blocks and the chart "
+                             f"from {COMMITTED.relative_to(ROOT)}/results.json")
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of the throughput and stall scenarios; medians kept")
+                        help="rounds of the throughput, stall, shared and timed scenarios; "
+                             "medians kept")
     parser.add_argument("--max-bytes", type=int, default=1_000_000)
     parser.add_argument("--stall-seconds", type=float, default=3.0)
     parser.add_argument("--stall-rate", type=int, default=5_000, help="records per second")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--shared-records", type=int, default=50_000, help="per process")
     parser.add_argument("--shared-max-bytes", type=int, default=1_000_000)
+    parser.add_argument("--timed-seconds", type=float, default=5.0,
+                        help="how long each process logs into the file rotated every second")
+    parser.add_argument("--timed-rate", type=int, default=1_000,
+                        help="records per second, per process")
     args = parser.parse_args(argv)
+    if args.quick and args.update_results:
+        parser.error("--quick measures nothing: it must not replace the committed results")
+    if args.out is None:
+        args.out = COMMITTED if args.update_results else LATEST
     if args.quick:
         args.records, args.repeats, args.max_bytes = 300, 1, 4_000
         args.stall_seconds, args.stall_rate = 0.3, 500
         args.shared_records, args.shared_max_bytes = 300, 4_000
+        # Over 1 s, so at least one second boundary (one rotation) falls inside.
+        args.timed_seconds, args.timed_rate = 1.2, 200
     return args
+
+
+def _commit() -> str:
+    """The checked-out commit, marked when the work tree differs from it (else "unknown")."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                             capture_output=True, timeout=30, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, text=True, capture_output=True, timeout=30,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+modified" if dirty else "")
+
+
+def update_readme(results_json: Path, readme: Path = README) -> None:
+    """Redraw the README's benchmark blocks and the chart beside ``results_json``."""
+    document = json.loads(results_json.read_text())
+    readme.write_text(report.update_readme(readme.read_text(), document))
+    report.chart(document["results"], results_json.parent / "results.png",
+                 report.run_name(document))
 
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
+    if args.update_readme:
+        update_readme(COMMITTED / "results.json")
+        print(f"redrew the benchmark blocks of {README} and the chart from {COMMITTED}")
+        return
     contenders = [c for c in CONTENDERS if c.available() and (not args.only or c.name in args.only)]
-    runners: dict[str, tuple[Callable[..., dict[str, Any]], list[Contender | None]]] = {
-        "throughput": (run_throughput, list(contenders)),
-        "per_call": (run_per_call, list(contenders)),
-        "stall": (run_stall, [None, *(c for c in contenders if c.shareable)]),
-        "shared": (run_shared, [c for c in contenders if c.rotates]),
-    }
     plan = [(s, round_, c) for s in args.scenarios
             for round_ in range(1, (args.repeats if s in REPEATED else 1) + 1)
-            for c in runners[s][1]]
+            for c in _contenders_for(s, contenders)]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in args.scenarios}
+    spent = {s: 0.0 for s in args.scenarios}  # seconds per scenario, to budget the next run
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    commit = _commit()
+    run_started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aiolog-bench-") as work:
         for step, (scenario, round_, contender) in enumerate(plan, 1):
@@ -171,23 +281,41 @@ def main(argv: list[str]) -> None:
             print(f"[{step}/{len(plan)}] {what:<16} {name:<24}", end=" ", flush=True)
             started = time.monotonic()
             try:
-                outcome = runners[scenario][0](contender, Path(work), args)
+                outcome = RUNNERS[scenario](contender, Path(work), args)
             except Exception as exc:  # one peer failing must not hide the others' results
                 outcome = {"error": str(exc)}
             runs[scenario].setdefault(name, []).append(outcome)
+            spent[scenario] += time.monotonic() - started
             print(f"{time.monotonic() - started:5.1f} s  {report.summary(scenario, outcome)}",
                   flush=True)
         if (Path(work) / STDERR).exists():
             shutil.copy(Path(work) / STDERR, args.out / STDERR)
     results = {scenario: {name: merge_runs(scenario, outcomes) for name, outcomes in by_name.items()}
                for scenario, by_name in runs.items()}
-    document = {"machine": report.machine(), "settings": vars(args) | {"out": str(args.out)},
+    settings = {k: v for k, v in vars(args).items() if k not in ("update_results", "update_readme")}
+    run = {"name": f"{started_at:%Y-%m-%d %H:%M} UTC at {commit}",
+           "started": started_at.isoformat(timespec="seconds"), "commit": commit,
+           "seconds": round(time.monotonic() - run_started, 1),
+           "scenario_seconds": {s: round(t, 1) for s, t in spent.items()},
+           "non_default": settings_differ(args)}
+    document = {"run": run, "machine": report.machine(), "settings": settings | {"out": str(args.out)},
                 "results": results, "runs": runs}
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     print()
     print(report.table(results))
-    report.chart(results, args.out / "results.png")
-    print(f"\nwrote results.json, results.png and the contenders' {STDERR} to {args.out}")
+    report.chart(results, args.out / "results.png", run["name"])
+    print(f"\nrun {run['name']}: {run['seconds']:,.0f} s; wrote results.json, results.png and the "
+          f"contenders' {STDERR} to {args.out}")
+    if args.update_results:
+        update_readme(args.out / "results.json")
+        print(f"updated the benchmark blocks of {README}")
+
+
+def settings_differ(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of ``args`` that are not the defaults (what makes a run not a full one)."""
+    defaults = vars(parse_args([]))
+    ignored = ("out", "update_results", "update_readme")
+    return {k: v for k, v in vars(args).items() if k not in ignored and v != defaults.get(k)}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ it) to one file, and is closed the way its documentation says to get every recor
 from __future__ import annotations
 
 import asyncio
+import datetime
 import importlib.util
 import logging
 import logging.handlers
@@ -30,7 +31,8 @@ class Opened:
     style: str = "percent"  # how its messages take arguments: "percent", "brace" or "mapping"
 
 
-Opener = Callable[[str, int], Awaitable[Opened]]  # (path, max_bytes; 0: no rotation)
+# (path, max_bytes; 0: no size rotation, when=None: no time rotation, "S": every second)
+Opener = Callable[..., Awaitable[Opened]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Contender:
     loop: str = "asyncio"  # the event loop its scenarios run on
     needs: str | None = None  # module that must import, else the contender is skipped
     rotates: bool = True  # has size rotation
+    timed: bool = True  # has time rotation
     shareable: bool = True  # the file may be a FIFO
 
     def available(self) -> bool:
@@ -56,22 +59,25 @@ def _stdlib_logger(handler: logging.Handler, formats: bool = True) -> logging.Lo
     return logger
 
 
-def _stdlib_file(path: str, max_bytes: int) -> logging.Handler:
+def _stdlib_file(path: str, max_bytes: int, when: str | None = None) -> logging.Handler:
+    if when:
+        return logging.handlers.TimedRotatingFileHandler(path, when=when, backupCount=ALL_KEPT)
     if max_bytes:
         return logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
                                                     backupCount=ALL_KEPT)
     return logging.FileHandler(path)
 
 
-async def open_aiolog(path: str, max_bytes: int) -> Opened:
+async def open_aiolog(path: str, max_bytes: int, when: str | None = None) -> Opened:
     import aiolog
 
-    handler = aiolog.AsyncFileHandler(path, max_bytes=max_bytes, backup_count=ALL_KEPT)
+    handler = aiolog.AsyncFileHandler(path, max_bytes=max_bytes, when=when,
+                                      backup_count=ALL_KEPT)
     return Opened(_stdlib_logger(handler).info, aiolog.shutdown)
 
 
-async def open_stdlib(path: str, max_bytes: int) -> Opened:
-    handler = _stdlib_file(path, max_bytes)
+async def open_stdlib(path: str, max_bytes: int, when: str | None = None) -> Opened:
+    handler = _stdlib_file(path, max_bytes, when)
 
     async def close() -> None:
         handler.close()
@@ -79,14 +85,14 @@ async def open_stdlib(path: str, max_bytes: int) -> Opened:
     return Opened(_stdlib_logger(handler).info, close)
 
 
-async def open_queue_listener(path: str, max_bytes: int) -> Opened:
-    target = _stdlib_file(path, max_bytes)
+async def open_queue_listener(path: str, max_bytes: int, when: str | None = None) -> Opened:
+    target = _stdlib_file(path, max_bytes, when)
     target.setFormatter(logging.Formatter(FORMAT))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, target)
     listener.start()
     # The listener's handler formats; the QueueHandler only merges the message.
-    logger = _stdlib_logger(logging.handlers.QueueHandler(records), formats=False)  # type: ignore[arg-type]
+    logger = _stdlib_logger(logging.handlers.QueueHandler(records), formats=False)
 
     async def close() -> None:
         listener.stop()
@@ -95,10 +101,16 @@ async def open_queue_listener(path: str, max_bytes: int) -> Opened:
     return Opened(logger.info, close)
 
 
-async def open_concurrent_log_handler(path: str, max_bytes: int) -> Opened:
-    from concurrent_log_handler import ConcurrentRotatingFileHandler
+async def open_concurrent_log_handler(path: str, max_bytes: int,
+                                      when: str | None = None) -> Opened:
+    from concurrent_log_handler import (ConcurrentRotatingFileHandler,
+                                        ConcurrentTimedRotatingFileHandler)
 
-    handler = ConcurrentRotatingFileHandler(path, maxBytes=max_bytes, backupCount=ALL_KEPT)
+    handler: logging.Handler
+    if when:
+        handler = ConcurrentTimedRotatingFileHandler(path, when=when, backupCount=ALL_KEPT)
+    else:
+        handler = ConcurrentRotatingFileHandler(path, maxBytes=max_bytes, backupCount=ALL_KEPT)
 
     async def close() -> None:
         handler.close()
@@ -106,13 +118,18 @@ async def open_concurrent_log_handler(path: str, max_bytes: int) -> Opened:
     return Opened(_stdlib_logger(handler).info, close)
 
 
-async def open_picologging(path: str, max_bytes: int) -> Opened:
+async def open_picologging(path: str, max_bytes: int, when: str | None = None) -> Opened:
     import picologging
     import picologging.handlers
 
-    handler = (picologging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
-                                                        backupCount=ALL_KEPT)
-               if max_bytes else picologging.FileHandler(path))
+    if when:
+        handler = picologging.handlers.TimedRotatingFileHandler(path, when=when,
+                                                                backupCount=ALL_KEPT)
+    elif max_bytes:
+        handler = picologging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
+                                                           backupCount=ALL_KEPT)
+    else:
+        handler = picologging.FileHandler(path)
     handler.setFormatter(picologging.Formatter(FORMAT))
     logger = picologging.getLogger("bench")
     logger.handlers[:] = [handler]
@@ -125,12 +142,17 @@ async def open_picologging(path: str, max_bytes: int) -> Opened:
     return Opened(logger.info, close)
 
 
-async def open_loguru(path: str, max_bytes: int) -> Opened:
+# loguru has no rotation on the clock's second boundaries: its time rotation is an interval
+# since the file was opened, the nearest it offers.
+LOGURU_EVERY = {"S": datetime.timedelta(seconds=1)}
+
+
+async def open_loguru(path: str, max_bytes: int, when: str | None = None) -> Opened:
     from loguru import logger
 
     logger.remove()
     logger.add(path, format=LOGURU_FORMAT, enqueue=True, level="INFO",
-               rotation=max_bytes or None)
+               rotation=LOGURU_EVERY[when] if when else max_bytes or None)
 
     async def close() -> None:
         await logger.complete()
@@ -139,13 +161,16 @@ async def open_loguru(path: str, max_bytes: int) -> Opened:
     return Opened(logger.bind(name="bench").info, close, style="brace")
 
 
-async def open_aiologger(path: str, max_bytes: int) -> Opened:
+async def open_aiologger(path: str, max_bytes: int, when: str | None = None) -> Opened:
     from aiologger import Logger
     from aiologger.formatters.base import Formatter
-    from aiologger.handlers.files import AsyncFileHandler
+    from aiologger.handlers.files import (AsyncFileHandler, AsyncTimedRotatingFileHandler,
+                                          RolloverInterval)
     from aiologger.levels import LogLevel
 
-    handler = AsyncFileHandler(path)
+    handler = (AsyncTimedRotatingFileHandler(path, when=RolloverInterval(when),
+                                             backup_count=ALL_KEPT)
+               if when else AsyncFileHandler(path))
     handler.formatter = Formatter(FORMAT)
     logger = Logger(name="bench", level=LogLevel.INFO)
     logger.add_handler(handler)
@@ -156,13 +181,19 @@ async def open_aiologger(path: str, max_bytes: int) -> Opened:
     return Opened(info, logger.shutdown, awaits=True, style="mapping")
 
 
-async def open_aiologging(path: str, max_bytes: int) -> Opened:
+async def open_aiologging(path: str, max_bytes: int, when: str | None = None) -> Opened:
     import aiologging
     from aiologging.handlers.file import AsyncFileHandler
-    from aiologging.handlers.rotating import AsyncRotatingFileHandler
+    from aiologging.handlers.rotating import (AsyncRotatingFileHandler,
+                                              AsyncTimedRotatingFileHandler)
 
-    handler = (AsyncRotatingFileHandler(path, max_bytes=max_bytes, backup_count=ALL_KEPT)
-               if max_bytes else AsyncFileHandler(path))
+    handler: Any
+    if when:
+        handler = AsyncTimedRotatingFileHandler(path, when=when, backup_count=ALL_KEPT)
+    elif max_bytes:
+        handler = AsyncRotatingFileHandler(path, max_bytes=max_bytes, backup_count=ALL_KEPT)
+    else:
+        handler = AsyncFileHandler(path)
     handler.setFormatter(logging.Formatter(FORMAT))
     logger = aiologging.getLogger("bench")
     logger.setLevel(logging.INFO)
@@ -190,5 +221,5 @@ def run_on_loop(contender: Contender, main: Callable[[], Awaitable[Any]]) -> Any
     if contender.loop == "uvloop":
         import uvloop
 
-        return uvloop.run(main())  # type: ignore[arg-type]
-    return asyncio.run(main())  # type: ignore[arg-type]
+        return uvloop.run(main())
+    return asyncio.run(main())

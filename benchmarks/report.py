@@ -1,14 +1,19 @@
-"""Turn results into a terminal table (Markdown, so the README can show it) and a chart."""
+"""Turn results into a terminal table (Markdown, so the README can show it), a chart, and the
+README's generated blocks (its opening figures and its benchmark tables)."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
 BASELINE = "logging"  # FileHandler, or RotatingFileHandler with rotation on
 SHARED_BASELINE = "concurrent-log-handler"
+OURS = ("aiolog", "aiolog+uvloop")
+WIDTH = 98  # the README's line length  # highlighted; aiologger and aiologging are peers
 
 
 def machine() -> dict[str, Any]:
@@ -34,8 +39,8 @@ def summary(scenario: str, outcome: dict[str, Any]) -> str:
         return f"p50 {outcome['p50_us']:.1f} us  p99 {outcome['p99_us']:.1f} us"
     if scenario == "stall":
         return f"max lag {outcome['lag_max_ms']:.1f} ms  lost {outcome['lost']}"
-    return (f"{outcome['records_per_s']:,.0f} records/s  lost {outcome['lost']}  "
-            f"misplaced {outcome['misplaced']}")
+    return (f"{outcome['records_per_s']:,.0f} records/s  lost {outcome['lost']:,}  "
+            f"misplaced {outcome['misplaced']:,}")
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -58,6 +63,31 @@ def _rows(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+SCENARIO_NAMES = {"throughput": "1", "per_call": "2", "stall": "3", "shared": "4",
+                  "timed": "5 (time rotation)"}
+AUDIT_HEADER = ["records", "lost", "duplicated", "torn", "misplaced", "latest s"]
+
+
+def _share(count: int | None, records: int | None) -> str:
+    if count is None:
+        return "-"
+    if not count or not records:
+        return f"{count:,}"
+    return f"{count:,} ({_percent(count, records)})"
+
+
+def _percent(count: int, records: int) -> str:
+    share = 100 * count / records
+    return "<0.1 %" if 0 < share < 0.05 else f"{share:.1f} %"
+
+
+def _audit_cells(r: dict[str, Any]) -> list[str]:
+    records = r.get("records")
+    return [_fmt(records, ",d"), _share(r.get("lost"), records), _fmt(r.get("duplicated"), ",d"),
+            _fmt(r.get("torn"), ",d"), _share(r.get("misplaced"), records),
+            _fmt(r.get("misplaced_latest_s"), ".3f")]
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -94,40 +124,232 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         data = results["shared"]
         base = _get(data.get(SHARED_BASELINE), "records_per_s")
         rows = [[name, _fmt(r.get("records_per_s"), ",.0f"), _ratio(r.get("records_per_s"), base),
-                 _fmt(r.get("lost"), "d"), _fmt(r.get("duplicated"), "d"), _fmt(r.get("torn"), "d"),
-                 _fmt(r.get("misplaced"), "d"), _fmt(r.get("misplaced_latest_s"), ".3f")]
-                for name, r in data.items()]
-        parts.append("4. Processes sharing one rotating file (aggregate records/s; ratio to "
-                     "concurrent-log-handler; misplaced = written into a file already rotated "
-                     "away, and how late)\n" + _rows(
-                         ["contender", "records/s", "ratio", "lost", "duplicated", "torn",
-                          "misplaced", "latest s"], rows))
+                 *_audit_cells(r)] for name, r in data.items()]
+        parts.append("4. Processes sharing one file rotated by size (aggregate records/s, median "
+                     "of the runs; ratio to concurrent-log-handler; records audited and what "
+                     "happened to them, totals over the runs; misplaced = written into a file "
+                     "already rotated away, and the latest how late)\n" + _rows(
+                         ["contender", "records/s", "ratio", *AUDIT_HEADER], rows))
+    if "timed" in results:
+        rows = [[name, *_audit_cells(r)] for name, r in results["timed"].items()]
+        parts.append("5. Processes sharing one file rotated by time, every second, logging at "
+                     "a steady rate (records audited and what happened to them, totals over "
+                     "the runs; a peer whose calls wait logs fewer)\n"
+                     + _rows(["contender", *AUDIT_HEADER], rows))
     return "\n\n".join(parts)
 
 
-def chart(results: dict[str, dict[str, Any]], path: Path) -> None:
+def colour(name: str) -> str:
+    """A bar's colour: green for aiolog's own contenders only (not aiologger or aiologging)."""
+    return "tab:green" if name in OURS else "silver" if name == "no logging" else "tab:gray"
+
+
+def _speed_panels() -> dict[str, tuple[str, str, Any]]:
+    return {
+        "throughput": ("1. One process, rotation on: records/s", "higher is better",
+                       lambda r: _get(r, "rotation_on", "records_per_s")
+                       or _get(r, "rotation_off", "records_per_s")),
+        "per_call": ("2. One log call in the event loop: p99 µs", "lower is better",
+                     lambda r: r.get("p99_us")),
+        "stall": ("3. Sink stalls: max event-loop lag, ms", "lower is better",
+                  lambda r: r.get("lag_max_ms")),
+        "shared": ("4. Processes, one file rotated by size: records/s", "higher is better",
+                   lambda r: r.get("records_per_s")),
+    }
+
+
+CORRECTNESS = {"shared": "4. Processes, one file rotated by size: records lost / misplaced",
+               "timed": "5. Processes, one file rotated every second: records lost / misplaced"}
+# Reading order, two panels a row: the headline (what was lost) first, each beside the speed
+# of the same scenario where there is one.
+PANELS = [("correctness", "shared"), ("speed", "shared"), ("correctness", "timed"),
+          ("speed", "throughput"), ("speed", "per_call"), ("speed", "stall")]
+
+
+def chart(results: dict[str, dict[str, Any]], path: Path, run: str = "") -> None:
+    """Correctness (the headline) beside speed, every contender; aiolog's own in green."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [
-        ("throughput", "records/s, one process, rotation on",
-         lambda r: _get(r, "rotation_on", "records_per_s") or _get(r, "rotation_off", "records_per_s")),
-        ("per_call", "p99 microseconds per log call", lambda r: r.get("p99_us")),
-        ("stall", "max event-loop lag, stalled sink (ms)", lambda r: r.get("lag_max_ms")),
-        ("shared", "records/s, processes sharing one file", lambda r: r.get("records_per_s")),
-    ]
-    panels = [p for p in panels if p[0] in results]
-    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
-    for ax, (scenario, title, value) in zip(axes[:, 0], panels):
+    panels = [(kind, s) for kind, s in PANELS if s in results]
+    if not panels:
+        return
+    rows = (len(panels) + 1) // 2
+    figure, axes = plt.subplots(rows, 2, figsize=(13, 3.6 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax, (kind, scenario) in zip(flat, panels):
+        if kind == "correctness":
+            _correctness_panel(ax, results[scenario], CORRECTNESS[scenario])
+            continue
+        title, better, value = _speed_panels()[scenario]
         items = [(name, value(r)) for name, r in results[scenario].items() if value(r) is not None]
         names = [n for n, _ in items]
-        ax.barh(names, [v for _, v in items],
-                color=["tab:green" if n.startswith("aiolog") else "tab:gray" for n in names])
-        ax.invert_yaxis()
-        ax.set_title(title, fontsize=10)
-        ax.tick_params(labelsize=8)
+        values = [v for _, v in items]
+        bars = ax.barh(names, values, color=[colour(n) for n in names])
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in values],
+                     padding=3, fontsize=7)
+        ax.set_xlim(0, max(values, default=1) * 1.2 or 1)
+        _decorate(ax, title, better)
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    if run:
+        figure.suptitle(f"aiolog benchmarks, run {run}", fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _correctness_panel(ax: Any, data: dict[str, Any], title: str) -> None:
+    """Lost and misplaced records as a share of those logged: the bars should be empty."""
+    names = [n for n, r in data.items() if r.get("records")]
+    lost = [100 * data[n]["lost"] / data[n]["records"] for n in names]
+    late = [100 * data[n]["misplaced"] / data[n]["records"] for n in names]
+    ax.barh(names, lost, color="tab:red", label="lost")
+    ax.barh(names, late, left=lost, color="tab:orange", label="misplaced (rotated-away file)")
+    for y, name in enumerate(names):
+        r = data[name]
+        faults = [f"{label} {r[key]:,}" for key, label in (
+            ("lost", "lost"), ("duplicated", "duplicated"), ("torn", "torn"),
+            ("misplaced", "misplaced")) if r.get(key)]
+        ax.text(min(100.0, lost[y] + late[y]) + 1, y,
+                ", ".join(faults) + f" of {r['records']:,}" if faults
+                else f"all {r['records']:,} in place",
+                va="center", fontsize=7, color="tab:green" if not faults else "black")
+    ax.set_xlim(0, 160)  # room for the labels right of a full bar
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.set_xlabel("% of the records logged", fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    _decorate(ax, title, "lower is better: aiolog's should be empty")
+
+
+def _decorate(ax: Any, title: str, better: str) -> None:
+    ax.invert_yaxis()
+    ax.set_title(f"{title}\n({better})", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.xaxis.set_major_formatter(_thousands())
+    for label in ax.get_yticklabels():
+        if label.get_text() in OURS:
+            label.set_color("tab:green")
+            label.set_fontweight("bold")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda x, _: f"{x:,.0f}" if abs(x) >= 100 else f"{x:g}")
+
+
+# The README's generated blocks sit between these markers; `python -m benchmarks
+# --update-readme` rewrites what is between them and nothing else.
+BLOCK = re.compile(r"(<!-- benchmarks:(?P<name>[a-z]+)[^>]*-->\n)"  # start marker, kept
+                   r"(?P<body>.*?)"  # what is redrawn
+                   r"(<!-- /benchmarks:(?P=name) -->)", re.DOTALL)  # end marker, kept
+
+
+def update_readme(text: str, document: dict[str, Any]) -> str:
+    """``text`` with its ``headline`` and ``tables`` blocks redrawn from ``document``.
+
+    Raises:
+        ValueError: a block's markers are missing, so the README would silently keep stale figures.
+    """
+    document = _upgrade(document)
+    bodies = {"headline": headline(document), "tables": tables_block(document)}
+    found = {m["name"] for m in BLOCK.finditer(text)}
+    if missing := set(bodies) - found:
+        raise ValueError(f"README has no block {sorted(missing)}: expected "
+                         "'<!-- benchmarks:NAME -->' ... '<!-- /benchmarks:NAME -->'")
+    return BLOCK.sub(lambda m: m[1] + bodies[m["name"]].rstrip("\n") + "\n" + m[4]
+                     if m["name"] in bodies else m[0], text)
+
+
+def _upgrade(document: dict[str, Any]) -> dict[str, Any]:
+    """Fill what older results files lack: the records audited in scenario 4, a run name."""
+    settings = document.get("settings", {})
+    shared = document.get("results", {}).get("shared", {})
+    for r in shared.values():
+        if "records" not in r and "error" not in r:
+            r["records"] = (settings.get("processes", 0) * settings.get("shared_records", 0)
+                            * r.get("runs", 1))
+    document.setdefault("run", {"name": "unnamed", "non_default": {}})
+    return document
+
+
+def run_name(document: dict[str, Any]) -> str:
+    return str(document.get("run", {}).get("name", "unnamed"))
+
+
+def headline(document: dict[str, Any]) -> str:
+    """The README's opening figures: what Python's own handlers did in the named run."""
+    results, settings = document["results"], document.get("settings", {})
+    clauses = []
+    size = _get(results, "shared", BASELINE)
+    if size and size.get("records"):
+        clauses.append("`RotatingFileHandler` " + _fate(size))
+    timed = _get(results, "timed", BASELINE)
+    if timed and timed.get("records"):
+        clauses.append("`TimedRotatingFileHandler`, rotating every second, " + _fate(timed))
+    stall = _get(results, "stall", BASELINE, "lag_max_ms")
+    if stall is not None:
+        clauses.append(f"a plain `FileHandler` froze the event loop for {stall:,.0f} ms "
+                       "whenever its sink paused (400 ms of every second)")
+    if not clauses:
+        return f"Python's own handlers fail such services (no figures in run {run_name(document)}).\n"
+    figures = (", ".join(clauses[:-1]) + ", and " + clauses[-1]) if len(clauses) > 1 else clauses[0]
+    text = (f"Python's own handlers fail such services. In benchmark run **{run_name(document)}** "
+            f"([Benchmarks](#benchmarks)), with {settings.get('processes', 4)} processes on one "
+            f"file, {figures}.")
+    ours = [r for r in (_get(results, s, "aiolog") for s in ("shared", "timed"))
+            if r and r.get("records")]
+    if ours:
+        faults = {key: sum(r[key] for r in ours) for key in ("lost", "duplicated", "torn",
+                                                               "misplaced")}
+        if not any(faults.values()):
+            text += " In the same run aiolog lost, duplicated, tore and misplaced none."
+        else:
+            text += " In the same run aiolog had " + ", ".join(
+                f"{n:,} {key}" for key, n in faults.items() if n) + " records."
+    return textwrap.fill(text, WIDTH, break_long_words=False, break_on_hyphens=False) + "\n"
+
+
+def _fate(r: dict[str, Any]) -> str:
+    """What happened to one contender's records, in words."""
+    records = r["records"]
+    lost = (f"lost {_percent(r['lost'], records)} of the records" if r["lost"]
+            else "lost none of the records")
+    if not r["misplaced"]:
+        return lost
+    latest = r["misplaced_latest_s"]
+    late = (f"wrote {_percent(r['misplaced'], records)} into files already rotated away (up to "
+            + (f"{latest:.1f} s" if latest >= 0.1 else f"{latest * 1000:.0f} ms") + " late)")
+    return f"{lost} and {late}" if r["lost"] else f"{lost} but {late}"
+
+
+def tables_block(document: dict[str, Any]) -> str:
+    """The README's benchmark block: which run, on what, its tables and its chart."""
+    machine = document.get("machine", {})
+    run = document.get("run", {})
+    non_default = run.get("non_default", {})
+    sizes = ("default sizes" if not non_default else "non-default settings: " + ", ".join(
+        f"{k}={v}" for k, v in non_default.items()))
+    took = f", {run['seconds'] / 60:.0f} minutes" if run.get("seconds") else ""
+    lines = [f"Run **{run_name(document)}** of `python -m benchmarks` "
+             f"({sizes}{took}) on {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+             f"Python {machine.get('python', '?')}, {machine.get('system', '?')}. "
+             "The machine is shared and noisy: read the ratios, not the absolute numbers.", ""]
+    for part in table(document["results"]).split("\n\n"):
+        title, rest = part.split("\n", 1)
+        lines += [f"**{title}**", "", rest, ""]
+    missing = [s for s in SCENARIO_NAMES if s not in document["results"]]
+    if missing:
+        lines += [textwrap.fill(
+            f"This run has no scenario{'s' if len(missing) > 1 else ''} "
+            + ", ".join(SCENARIO_NAMES[s] for s in missing) + ": the next "
+            "`python -m benchmarks --update-results` adds its table, its chart panels and its "
+            "figures in the opening paragraph.", WIDTH), ""]
+    lines.append("![benchmark chart](benchmarks/results/results.png)")
+    lines[0] = textwrap.fill(lines[0], WIDTH, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines) + "\n"

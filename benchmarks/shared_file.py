@@ -49,8 +49,14 @@ class InodeWatcher(threading.Thread):
         self.join()
 
 
-def audit(directory: Path, workers: int, records: int, left: dict[int, float]) -> dict[str, Any]:
-    """Count each worker's records across every file the run left behind."""
+def audit(directory: Path, sent: list[int], left: dict[int, float]) -> dict[str, Any]:
+    """Count each worker's records across every file the run left behind.
+
+    Args:
+        directory: holds the log file and everything its rotations made, nothing else.
+        sent: how many records each worker logged (worker ``w`` numbered them ``0..sent[w]-1``).
+        left: inode -> when that file stopped being the log path's file (``InodeWatcher.left``).
+    """
     seen: Counter[tuple[int, int]] = Counter()
     torn = late = 0
     latest = 0.0
@@ -68,8 +74,9 @@ def audit(directory: Path, workers: int, records: int, left: dict[int, float]) -
             if created > rotated_at:
                 late += 1
                 latest = max(latest, created - rotated_at)
-    expected = {(w, i) for w in range(workers) for i in range(records)}
+    expected = {(w, i) for w, count in enumerate(sent) for i in range(count)}
     return {
+        "records": len(expected),
         "lost": len(expected - seen.keys()),
         "duplicated": sum(n - 1 for key, n in seen.items() if n > 1),
         "torn": torn,

@@ -132,6 +132,32 @@ async def shared(contender: Contender, path: str, records: int, max_bytes: int, 
     return {"start": start, "end": time.time()}
 
 
+async def timed(contender: Contender, path: str, seconds: float, rate: int, worker: int,
+                start_at: float) -> dict[str, Any]:
+    """One of several processes logging ``rate`` records/s into one file rotated every second.
+
+    The producer is paced like a service's traffic, not a burst: the question is where each
+    record lands when rotations happen under steady load, so a peer whose calls wait logs fewer.
+    """
+    opened = await contender.open(path, 0, when="S")
+    info, message = opened.info, SHARED_MESSAGE[opened.style]
+    per_batch = max(1, round(rate * BATCH_PERIOD))
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    sent = 0
+    start = time.time()
+    end = start + seconds
+    while time.time() < end:
+        await asyncio.sleep(BATCH_PERIOD)
+        for _ in range(per_batch):
+            if opened.awaits:
+                await info(message, worker, sent, time.time())
+            else:
+                info(message, worker, sent, time.time())
+            sent += 1
+    await opened.close()
+    return {"sent": sent, "start": start, "end": time.time()}
+
+
 def fifo_reader(path: str, stall_seconds: float, period: float) -> int:
     """Read a FIFO, pausing ``stall_seconds`` in every ``period``; return the records received.
 
@@ -165,7 +191,7 @@ def main(argv: list[str]) -> None:
         return
     contender = BY_NAME.get(name)
     workload = {"throughput": throughput, "per_call": per_call, "stall": stall,
-                "shared": shared}[scenario]
+                "shared": shared, "timed": timed}[scenario]
     runner = contender or BY_NAME["aiolog"]  # the floor runs on the default loop
     result = run_on_loop(runner, lambda: workload(contender, **params))  # type: ignore[operator]
     print(json.dumps(result))
