@@ -7,7 +7,9 @@ import os
 import sys
 from typing import TextIO
 
+from ._context import add_trace_ids
 from ._format import FastFormatter, fast_equivalent
+from ._json import JsonFormatter
 from ._sink import StreamSink
 from ._writer import Overflow, Writer, file_writer, release_writer
 
@@ -82,6 +84,7 @@ class AsyncHandler(logging.Handler):
 
     def line(self, record: logging.LogRecord) -> str:
         """The record formatted and terminated; a record that cannot be is reported, not lost."""
+        add_trace_ids(record)
         try:
             return self.format(record) + self.terminator
         except RecursionError:
@@ -104,6 +107,8 @@ class AsyncHandler(logging.Handler):
         try:
             return self.format(plain)
         except Exception:  # the formatter itself is broken: keep the record anyway
+            if isinstance(self.formatter, JsonFormatter):  # a JSON file stays all JSON
+                return self.formatter.unformattable(record, message)
             return f"{record.levelname} {record.name}: {message}"
 
     def stats(self) -> dict[str, int]:

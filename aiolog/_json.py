@@ -1,0 +1,310 @@
+"""The JSON formatter: one JSON object per record, always on exactly one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from . import _context
+from ._context import RECORD_ATTRIBUTES
+
+try:
+    import orjson
+except ImportError:  # the optional "json" extra is not installed: stdlib json does the work
+    orjson = None  # type: ignore[assignment]
+
+Encoder = Literal["auto", "orjson", "json"]
+DEFAULT_FIELDS: Final = ("time", "level", "logger", "message")
+
+# Output keys that read something other than the record attribute of the same name.
+_ALIASES: Final[Mapping[str, str]] = {"level": "levelname", "logger": "name"}
+# Record attributes never shown as extra fields (python-json-logger's RESERVED_ATTRS, plus the
+# trace ids, which have their own keys).
+RESERVED_ATTRS: Final = RECORD_ATTRIBUTES | {"trace_id", "span_id"}
+_FIELD_NAME = {
+    "%": re.compile(r"%\((\w+)\)"),
+    "{": re.compile(r"\{(\w+)"),
+    "$": re.compile(r"\$\{?(\w+)"),
+}
+# orjson and the stdlib write every value alike except floats below 1e-4 ("0.00001" and "1e-7"
+# where Python writes "1e-05" and "1e-07"). Such output is re-encoded by the stdlib, so both
+# encoders give the same bytes. A string that merely looks like this costs a re-encode, no more.
+_FLOAT_DIFFERS: Final = re.compile(rb"[:,\[]-?0\.0000|\de-\d(?!\d)")
+
+
+def to_jsonable(value: Any) -> Any:
+    """A JSON-encodable stand-in for a value JSON cannot hold; never raises.
+
+    datetimes/dates/times as ISO 8601, UUIDs and Decimals as strings, dataclasses as objects,
+    enums as their value, sets as arrays, bytes decoded as UTF-8 (undecodable bytes escaped),
+    anything else as ``str()`` (or ``repr()``, or a placeholder naming its type).
+    """
+    try:
+        if isinstance(value, (dt.datetime, dt.date, dt.time)):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return str(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, (set, frozenset)):
+            return list(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8", "backslashreplace")
+        return str(value)
+    except Exception:
+        pass
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__} object (aiolog: could not be converted)>"
+
+
+def _sanitize(value: Any, default: Callable[[Any], Any], depth: int = 0,
+              seen: frozenset[int] = frozenset()) -> Any:
+    """A copy holding only what JSON can encode, for the values the fast encode refused.
+
+    Non-finite floats become null (as orjson writes them), keys become strings, a cycle or a
+    nesting deeper than 100 becomes a string saying so.
+    """
+    if value is None or type(value) is bool:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if depth > 100:
+        return "<aiolog: nested too deeply>"
+    if id(value) in seen:
+        return "<aiolog: cycle>"
+    inner = seen | {id(value)}
+    if isinstance(value, Mapping):
+        return {_key(k): _sanitize(v, default, depth + 1, inner) for k, v in list(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_sanitize(v, default, depth + 1, inner) for v in value]
+    try:
+        converted = default(value)
+    except Exception:
+        converted = to_jsonable(value)
+    if converted is value:  # a default that gives the object back would loop
+        converted = to_jsonable(value)
+    return _sanitize(converted, default, depth + 1, inner)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)  # as the stdlib writes such keys: 1 -> "1", None -> "null"
+    converted = to_jsonable(key)
+    return converted if isinstance(converted, str) else json.dumps(converted, default=str)
+
+
+class JsonFormatter(logging.Formatter):
+    """Format each record as one JSON object on one line.
+
+    Keys, in order: the chosen fields (default ``time``, ``level``, ``logger``, ``message``),
+    ``static_fields``, the bound context (``aiolog.bind``), every ``extra=`` field,
+    ``trace_id``/``span_id`` when an OpenTelemetry span records, then ``exc`` and ``stack``
+    (tracebacks as strings, so a record never spans two lines). The chosen fields win over a
+    context or extra field of the same name.
+
+    Args:
+        fmt: the fields to show: a sequence of names, or a format string whose ``%(name)s``
+            (``{name}``, ``$name`` by ``style``) fields are taken, as python-json-logger does.
+            Names: ``time``, ``level``, ``logger``, ``message`` or any LogRecord attribute
+            (``asctime``, ``levelname``, ``name``, ``process``, ``taskName``...). A field the
+            record lacks is ``null``.
+        datefmt: a ``strftime`` format for ``time``; by default ISO 8601 with milliseconds
+            and the UTC offset, e.g. ``2026-11-25T15:28:11.042+01:00``.
+        style: the style of a ``fmt`` string.
+        rename_fields: output key for a field, e.g. ``{"time": "@timestamp"}``.
+        static_fields: fields added to every line, e.g. ``{"service": "api"}``.
+        reserved_attrs: record attributes never shown as extra fields (default: the
+            attributes every LogRecord has).
+        json_default: turns a value JSON cannot hold into one it can (default:
+            ``to_jsonable``).
+        utc: write ``time`` in UTC (``+00:00``) rather than local time.
+        encoder: ``"orjson"``, ``"json"`` (stdlib) or ``"auto"`` (orjson when installed).
+            Both give the same output.
+        context: include the bound context.
+        trace: include OpenTelemetry trace and span ids.
+    """
+
+    def __init__(self, fmt: str | Sequence[str] | None = None, datefmt: str | None = None,
+                 style: Literal["%", "{", "$"] = "%", validate: bool = True, *,
+                 rename_fields: Mapping[str, str] | None = None,
+                 static_fields: Mapping[str, Any] | None = None,
+                 reserved_attrs: Iterable[str] | None = None,
+                 json_default: Callable[[Any], Any] | None = None,
+                 utc: bool = False, encoder: Encoder = "auto",
+                 context: bool = True, trace: bool = True) -> None:
+        if style not in _FIELD_NAME:
+            raise ValueError(f"style must be one of '%', '{{', '$', not {style!r}")
+        if fmt is None:
+            names = list(DEFAULT_FIELDS)
+        elif isinstance(fmt, str):
+            names = _FIELD_NAME[style].findall(fmt)
+            if validate and not names:
+                raise ValueError(f"no fields found in {fmt!r} (style {style!r})")
+        elif isinstance(fmt, Sequence) and all(isinstance(n, str) for n in fmt):
+            names = list(fmt)
+        else:
+            raise TypeError(f"fmt must be a format string or a sequence of names, not {fmt!r}")
+        super().__init__(None, datefmt)
+        self.rename_fields = dict(rename_fields or {})
+        if not all(isinstance(k, str) and isinstance(v, str) and v
+                   for k, v in self.rename_fields.items()):
+            raise TypeError(f"rename_fields must map names to non-empty strings, "
+                            f"not {rename_fields!r}")
+        self.static_fields = dict(static_fields or {})
+        if not all(isinstance(k, str) for k in self.static_fields):
+            raise TypeError(f"static_fields keys must be strings, not {static_fields!r}")
+        if encoder not in ("auto", "orjson", "json"):
+            raise ValueError(f"encoder must be 'auto', 'orjson' or 'json', not {encoder!r}")
+        if encoder == "orjson" and orjson is None:
+            raise ImportError("encoder='orjson' needs orjson: pip install 'aiolog-safe[json]'")
+        if json_default is not None and not callable(json_default):
+            raise TypeError(f"json_default must be callable, not {json_default!r}")
+        self.fields = tuple(dict.fromkeys(names))
+        self.reserved_attrs = frozenset(RESERVED_ATTRS if reserved_attrs is None
+                                        else reserved_attrs) | {"trace_id", "span_id"}
+        self.json_default = json_default or to_jsonable
+        self.utc = utc
+        self.encoder: Literal["orjson", "json"] = (
+            "json" if encoder == "json" or orjson is None else "orjson")
+        self.context = context
+        self.trace = trace
+        self._stdlib = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                        allow_nan=False, default=self.json_default).encode
+        rename = self.rename_fields.get
+        # (output key, how to read it) per chosen field, worked out once.
+        self._plan = [(rename(name, name), name) for name in self.fields]
+        self._exc_key, self._stack_key = rename("exc", "exc"), rename("stack", "stack")
+        self._trace_key, self._span_key = rename("trace_id", "trace_id"), rename("span_id", "span_id")
+        self._own_keys = frozenset(key for key, _ in self._plan)
+        self._static = {rename(k, k): v for k, v in self.static_fields.items()}
+        self.encode(self._static)  # static fields that cannot be written fail here, not later
+        self._clock: tuple[int, str, str] = (-1, "", "")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON (without the newline)."""
+        return self.encode(self.to_dict(record))
+
+    def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
+        """What ``format()`` writes, before encoding; override to add or change fields."""
+        attributes = record.__dict__
+        msg = record.msg
+        extra_from_msg: Mapping[str, Any] = msg if isinstance(msg, dict) else _context._EMPTY
+        data: dict[str, Any] = {}
+        for key, name in self._plan:
+            if name == "message":
+                data[key] = (extra_from_msg.get("message", "") if extra_from_msg
+                             else record.getMessage())
+            elif name == "time" or name == "asctime":
+                data[key] = self.formatTime(record, self.datefmt)
+            else:
+                data[key] = attributes.get(_ALIASES.get(name, name))
+        own = self._own_keys
+        if self._static:
+            data.update(self._static)
+        rename = self.rename_fields
+        if self.context:
+            for k, v in _context.current().items():
+                k = rename.get(k, k)
+                if k not in own:
+                    data[k] = v
+        reserved = self.reserved_attrs
+        for k, v in attributes.items():
+            if k not in reserved:
+                k = rename.get(k, k)
+                if k not in own:
+                    data[k] = v
+        for k, v in extra_from_msg.items():
+            if k != "message":
+                k = rename.get(k, k)
+                if k not in own:
+                    data[k] = v
+        if self.trace:
+            trace_id = attributes.get("trace_id")
+            if trace_id is not None:
+                data[self._trace_key] = trace_id
+                data[self._span_key] = attributes.get("span_id")
+            else:
+                ids = _context.trace_ids()
+                if ids is not None:
+                    data[self._trace_key], data[self._span_key] = ids
+        if record.exc_info or record.exc_text:
+            if not record.exc_text and record.exc_info:
+                record.exc_text = self.formatException(record.exc_info)  # cached, as stdlib does
+            data[self._exc_key] = record.exc_text
+        if record.stack_info:
+            data[self._stack_key] = self.formatStack(record.stack_info)
+        return data
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """ISO 8601 with milliseconds and UTC offset, the date part computed once a second."""
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        clock = self._clock
+        if clock[0] != second:
+            if self.utc:
+                moment = dt.datetime.fromtimestamp(second, dt.timezone.utc)
+            else:
+                moment = dt.datetime.fromtimestamp(second).astimezone()
+            text = moment.isoformat(timespec="seconds")
+            clock = (second, text[:19], text[19:])  # "YYYY-MM-DDTHH:MM:SS", "+01:00"
+            self._clock = clock  # one tuple, replaced whole: safe for threads formatting at once
+        return f"{clock[1]}.{int(record.msecs):03d}{clock[2]}"
+
+    def encode(self, data: Mapping[str, Any]) -> str:
+        """Encode as compact JSON; values JSON cannot hold are converted, never raised.
+
+        Raises only if even the converted copy cannot be encoded (a broken ``json_default``).
+        """
+        if self.encoder == "orjson":
+            try:
+                out = orjson.dumps(data, default=self.json_default, option=_ORJSON_OPTIONS)
+            except Exception:  # a big int, a non-str key, NaN...: the stdlib path below decides
+                pass
+            else:
+                if not _FLOAT_DIFFERS.search(out):
+                    return out.decode()
+        try:
+            text: str = self._stdlib(data)
+            return text
+        except Exception:  # NaN, a cycle, an odd key: encode a sanitized copy instead
+            text = self._stdlib(_sanitize(data, self.json_default))
+            return text
+
+    def unformattable(self, record: logging.LogRecord, message: str) -> str:
+        """A JSON line for a record that could not be formatted: what can be shown of it."""
+        data = {"time": _safe(lambda: self.formatTime(record)), "level": _safe(
+            lambda: record.levelname), "logger": _safe(lambda: record.name), "message": message}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _safe(get: Callable[[], Any]) -> str:
+    try:
+        return str(get())
+    except Exception:
+        return "?"
+
+
+_ORJSON_OPTIONS: Final = 0 if orjson is None else (
+    # Our default formats these, so both encoders write them alike (e.g. naive datetimes).
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+
