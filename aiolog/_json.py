@@ -141,6 +141,9 @@ class JsonFormatter(logging.Formatter):
             Both give the same output.
         context: include the bound context.
         trace: include OpenTelemetry trace and span ids.
+        access_fields: for uvicorn's and gunicorn's access records, add the request's
+            ``client``, ``method``, ``path``, ``protocol``, ``status`` (and ``duration`` in
+            seconds, which only gunicorn's record carries) as fields.
     """
 
     def __init__(self, fmt: str | Sequence[str] | None = None, datefmt: str | None = None,
@@ -150,7 +153,7 @@ class JsonFormatter(logging.Formatter):
                  reserved_attrs: Iterable[str] | None = None,
                  json_default: Callable[[Any], Any] | None = None,
                  utc: bool = False, encoder: Encoder = "auto",
-                 context: bool = True, trace: bool = True) -> None:
+                 context: bool = True, trace: bool = True, access_fields: bool = True) -> None:
         if style not in _FIELD_NAME:
             raise ValueError(f"style must be one of '%', '{{', '$', not {style!r}")
         if fmt is None:
@@ -187,6 +190,7 @@ class JsonFormatter(logging.Formatter):
             "json" if encoder == "json" or orjson is None else "orjson")
         self.context = context
         self.trace = trace
+        self.access_fields = access_fields
         self._stdlib = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
                                         allow_nan=False, default=self.json_default).encode
         rename = self.rename_fields.get
@@ -218,6 +222,8 @@ class JsonFormatter(logging.Formatter):
             else:
                 data[key] = attributes.get(_ALIASES.get(name, name))
         own = self._own_keys
+        if self.access_fields and record.name in _ACCESS_LOGGERS:
+            data.update(access_fields(record))
         if self._static:
             data.update(self._static)
         rename = self.rename_fields
@@ -295,6 +301,36 @@ class JsonFormatter(logging.Formatter):
         data = {"time": _safe(lambda: self.formatTime(record)), "level": _safe(
             lambda: record.levelname), "logger": _safe(lambda: record.name), "message": message}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+_ACCESS_LOGGERS: Final = frozenset({"uvicorn.access", "gunicorn.access"})
+
+
+def access_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The request's fields from a uvicorn or gunicorn access record's ``args``; {} if none.
+
+    uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with (client, method, path, HTTP version,
+    status), when the response starts, so it has no duration. gunicorn logs its
+    ``access_log_format`` with a dict of atoms: ``h`` client, ``m`` method, ``U`` path, ``q``
+    query, ``H`` protocol, ``s`` status, ``D`` request time in microseconds.
+    """
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 5 and record.name == "uvicorn.access":
+        client, method, path, version, status = args
+        return {"client": client, "method": method, "path": path,
+                "protocol": f"HTTP/{version}", "status": status}
+    if isinstance(args, Mapping) and record.name == "gunicorn.access":
+        fields: dict[str, Any] = {"client": args.get("h"), "method": args.get("m")}
+        path, query = args.get("U"), args.get("q")
+        fields["path"] = f"{path}?{query}" if path is not None and query else path
+        fields["protocol"] = args.get("H")
+        status = args.get("s")
+        fields["status"] = int(status) if isinstance(status, str) and status.isdigit() else status
+        micros = args.get("D")
+        if isinstance(micros, int):
+            fields["duration"] = micros / 1_000_000
+        return fields
+    return {}
 
 
 def _safe(get: Callable[[], Any]) -> str:
