@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TextIO
+from typing import Final, TextIO
 
 from ._context import add_trace_ids
 from ._format import FastFormatter, fast_equivalent
@@ -14,6 +14,8 @@ from ._sink import StreamSink
 from ._writer import Overflow, Writer, file_writer, release_writer
 
 DEFAULT_MAX_QUEUE = 10_000
+_OTEL_TRACE: Final = "opentelemetry.trace"
+_modules: Final = sys.modules
 _DEFAULT_FORMATTER = FastFormatter()
 
 
@@ -84,7 +86,8 @@ class AsyncHandler(logging.Handler):
 
     def line(self, record: logging.LogRecord) -> str:
         """The record formatted and terminated; a record that cannot be is reported, not lost."""
-        add_trace_ids(record)
+        if _OTEL_TRACE in _modules:  # only an application using OpenTelemetry pays for its ids
+            add_trace_ids(record)
         try:
             return self.format(record) + self.terminator
         except RecursionError:

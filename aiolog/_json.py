@@ -252,10 +252,11 @@ class JsonFormatter(logging.Formatter):
                 ids = _context.trace_ids()
                 if ids is not None:
                     data[self._trace_key], data[self._span_key] = ids
-        if record.exc_info or record.exc_text:
-            if not record.exc_text and record.exc_info:
-                record.exc_text = self.formatException(record.exc_info)  # cached, as stdlib does
-            data[self._exc_key] = record.exc_text
+        exc_text = record.exc_text
+        if record.exc_info and not exc_text:
+            exc_text = record.exc_text = self.formatException(record.exc_info)  # cached, as stdlib
+        if exc_text and not exc_text.isspace():  # loguru sets "\n": its traceback is in the message
+            data[self._exc_key] = exc_text
         if record.stack_info:
             data[self._stack_key] = self.formatStack(record.stack_info)
         return data
