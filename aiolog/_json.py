@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import re
-import time
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -30,6 +30,8 @@ _ALIASES: Final[Mapping[str, str]] = {"level": "levelname", "logger": "name"}
 # Record attributes never shown as extra fields (python-json-logger's RESERVED_ATTRS, plus the
 # trace ids, which have their own keys).
 RESERVED_ATTRS: Final = RECORD_ATTRIBUTES | {"trace_id", "span_id"}
+# How many attributes LogRecord.__init__ sets (23 on Python 3.11, 24 with taskName on 3.12+).
+_INIT_ATTRIBUTES: Final = len(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None).__dict__)
 _FIELD_NAME = {
     "%": re.compile(r"%\((\w+)\)"),
     "{": re.compile(r"\{(\w+)"),
@@ -199,9 +201,13 @@ class JsonFormatter(logging.Formatter):
         self._exc_key, self._stack_key = rename("exc", "exc"), rename("stack", "stack")
         self._trace_key, self._span_key = rename("trace_id", "trace_id"), rename("span_id", "span_id")
         self._own_keys = frozenset(key for key, _ in self._plan)
+        self._needs_message = "message" in self.fields
+        self._needs_time = "time" in self.fields or "asctime" in self.fields
+        self._base = _compile_base(self._plan)
         self._static = {rename(k, k): v for k, v in self.static_fields.items()}
         self.encode(self._static)  # static fields that cannot be written fail here, not later
         self._clock: tuple[int, str, str] = (-1, "", "")
+        self._last: tuple[int, float, str] = (-1, -1.0, "")
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (without the newline)."""
@@ -211,44 +217,45 @@ class JsonFormatter(logging.Formatter):
         """What ``format()`` writes, before encoding; override to add or change fields."""
         attributes = record.__dict__
         msg = record.msg
-        extra_from_msg: Mapping[str, Any] = msg if isinstance(msg, dict) else _context._EMPTY
-        data: dict[str, Any] = {}
-        for key, name in self._plan:
-            if name == "message":
-                data[key] = (extra_from_msg.get("message", "") if extra_from_msg
-                             else record.getMessage())
-            elif name == "time" or name == "asctime":
-                data[key] = self.formatTime(record, self.datefmt)
-            else:
-                data[key] = attributes.get(_ALIASES.get(name, name))
-        own = self._own_keys
+        from_msg: Mapping[str, Any] | None = msg if isinstance(msg, dict) else None
+        if from_msg is not None:
+            message = from_msg.get("message", "")
+        else:
+            message = record.getMessage() if self._needs_message else ""
+        data = self._base(attributes, message,
+                          self.formatTime(record, self.datefmt) if self._needs_time else "")
+        own, rename = self._own_keys, self.rename_fields
         if self.access_fields and record.name in _ACCESS_LOGGERS:
             data.update(access_fields(record))
         if self._static:
             data.update(self._static)
-        rename = self.rename_fields
         if self.context:
             for k, v in _context.current().items():
-                k = rename.get(k, k)
+                k = rename.get(k, k) if rename else k
                 if k not in own:
                     data[k] = v
         reserved = self.reserved_attrs
-        for k, v in attributes.items():
+        keys = list(attributes)
+        # LogRecord.__init__ sets the same attributes in the same order on every record, and
+        # extra= fields are set after it: only the keys past those can be extra fields.
+        for k in keys[_INIT_ATTRIBUTES:] if len(keys) >= _INIT_ATTRIBUTES else keys:
             if k not in reserved:
-                k = rename.get(k, k)
+                v = attributes[k]
+                k = rename.get(k, k) if rename else k
                 if k not in own:
                     data[k] = v
-        for k, v in extra_from_msg.items():
-            if k != "message":
-                k = rename.get(k, k)
-                if k not in own:
-                    data[k] = v
+        if from_msg is not None:
+            for k, v in from_msg.items():
+                if k != "message":
+                    k = rename.get(k, k) if rename else k
+                    if k not in own:
+                        data[k] = v
         if self.trace:
             trace_id = attributes.get("trace_id")
             if trace_id is not None:
                 data[self._trace_key] = trace_id
                 data[self._span_key] = attributes.get("span_id")
-            else:
+            elif _OTEL_TRACE in _modules:
                 ids = _context.trace_ids()
                 if ids is not None:
                     data[self._trace_key], data[self._span_key] = ids
@@ -265,7 +272,10 @@ class JsonFormatter(logging.Formatter):
         """ISO 8601 with milliseconds and UTC offset, the date part computed once a second."""
         if datefmt:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        second, msecs = int(record.created), record.msecs
+        last = self._last
+        if last[0] == second and last[1] == msecs:  # records logged within one millisecond
+            return last[2]
         clock = self._clock
         if clock[0] != second:
             if self.utc:
@@ -275,7 +285,9 @@ class JsonFormatter(logging.Formatter):
             text = moment.isoformat(timespec="seconds")
             clock = (second, text[:19], text[19:])  # "YYYY-MM-DDTHH:MM:SS", "+01:00"
             self._clock = clock  # one tuple, replaced whole: safe for threads formatting at once
-        return f"{clock[1]}.{int(record.msecs):03d}{clock[2]}"
+        text = "%s.%03d%s" % (clock[1], msecs, clock[2])
+        self._last = (second, msecs, text)
+        return text
 
     def encode(self, data: Mapping[str, Any]) -> str:
         """Encode as compact JSON; values JSON cannot hold are converted, never raised.
@@ -288,7 +300,8 @@ class JsonFormatter(logging.Formatter):
             except Exception:  # a big int, a non-str key, NaN...: the stdlib path below decides
                 pass
             else:
-                if not _FLOAT_DIFFERS.search(out):
+                # Two substring tests (fast) spare almost every line the regex (not fast).
+                if (b"0.0000" not in out and b"e-" not in out) or not _FLOAT_DIFFERS.search(out):
                     return out.decode()
         try:
             text: str = self._stdlib(data)
@@ -304,6 +317,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+def _compile_base(plan: list[tuple[str, str]]) -> Callable[[dict[str, Any], str, str],
+                                                          dict[str, Any]]:
+    """A function building the chosen fields' dict in one expression, from (key, field) pairs.
+
+    Deciding per record and per field where each value comes from costs more than the rest of
+    ``to_dict``; a dict display generated once per formatter decides nothing per record.
+    """
+    items = []
+    for key, name in plan:
+        if name == "message":
+            value = "message"
+        elif name in ("time", "asctime"):
+            value = "time"
+        else:
+            value = f"attributes.get({_ALIASES.get(name, name)!r})"
+        items.append(f"{key!r}: {value}")
+    # Keys and attribute names enter the source only through repr(), so any string is safe.
+    base: Callable[[dict[str, Any], str, str], dict[str, Any]] = eval(
+        f"lambda attributes, message, time: {{{', '.join(items)}}}")
+    return base
+
+
+_OTEL_TRACE: Final = "opentelemetry.trace"
+_modules: Final = sys.modules
 _ACCESS_LOGGERS: Final = frozenset({"uvicorn.access", "gunicorn.access"})
 
 
