@@ -31,7 +31,8 @@ _ALIASES: Final[Mapping[str, str]] = {"level": "levelname", "logger": "name"}
 # trace ids, which have their own keys).
 RESERVED_ATTRS: Final = RECORD_ATTRIBUTES | {"trace_id", "span_id"}
 # How many attributes LogRecord.__init__ sets (23 on Python 3.11, 24 with taskName on 3.12+).
-_INIT_ATTRIBUTES: Final = len(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None).__dict__)
+_INIT_NAMES: Final = frozenset(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None).__dict__)
+_INIT_ATTRIBUTES: Final = len(_INIT_NAMES)
 _FIELD_NAME = {
     "%": re.compile(r"%\((\w+)\)"),
     "{": re.compile(r"\{(\w+)"),
@@ -204,6 +205,8 @@ class JsonFormatter(logging.Formatter):
         self._needs_message = "message" in self.fields
         self._needs_time = "time" in self.fields or "asctime" in self.fields
         self._base = _compile_base(self._plan)
+        # Unless reserved_attrs lets some of LogRecord's own attributes through as fields.
+        self._skip_init = self.reserved_attrs >= _INIT_NAMES
         self._static = {rename(k, k): v for k, v in self.static_fields.items()}
         self.encode(self._static)  # static fields that cannot be written fail here, not later
         self._clock: tuple[int, str, str] = (-1, "", "")
@@ -238,7 +241,8 @@ class JsonFormatter(logging.Formatter):
         keys = list(attributes)
         # LogRecord.__init__ sets the same attributes in the same order on every record, and
         # extra= fields are set after it: only the keys past those can be extra fields.
-        for k in keys[_INIT_ATTRIBUTES:] if len(keys) >= _INIT_ATTRIBUTES else keys:
+        for k in keys[_INIT_ATTRIBUTES:] if self._skip_init and len(keys) >= _INIT_ATTRIBUTES \
+                else keys:
             if k not in reserved:
                 v = attributes[k]
                 k = rename.get(k, k) if rename else k
