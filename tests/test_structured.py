@@ -547,6 +547,51 @@ class TestLibraries:
                        {"event": "plain", "level": "warning"}]
 
 
+    async def test_structlog_calls_return_while_the_sink_is_stalled(self, tmp_path: Path) -> None:
+        """structlog events logged on the loop return while the file takes nothing (a FIFO
+        whose reader stopped), and every event arrives, in order, once it reads again."""
+        structlog = pytest.importorskip("structlog")
+        path = tmp_path / "app.log"
+        os.mkfifo(path)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists, and reads nothing
+        os.set_blocking(reader, True)
+        handler = aiolog.AsyncFileHandler(path)
+        handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+            processor=structlog.processors.JSONRenderer()))
+        await aiolog.configure(handlers=[handler])
+        structlog.configure(
+            processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger, cache_logger_on_first_use=False)
+        go, caller_was_stuck = threading.Event(), []
+
+        def read_all() -> bytes:
+            # Starts reading when told, or after 60 s if the logging calls never returned: a
+            # regression fails the test instead of hanging it.
+            if not go.wait(timeout=60):
+                caller_was_stuck.append(True)
+            with os.fdopen(reader, "rb") as fifo:
+                return fifo.read()  # until every writer has closed it
+
+        received = asyncio.get_running_loop().run_in_executor(None, read_all)
+        try:
+            slog = structlog.get_logger("app.stalled")
+            n = 2000  # ~500 KB: far more than the pipe's 64 KiB buffer holds
+            for i in range(n):
+                slog.info("event", seq=i, pad="." * 200)
+                if i % 100 == 0:
+                    await asyncio.sleep(0)  # the writer runs, and its write() blocks on the pipe
+            # Every call returned, yet the sink has not taken them: the loop never waited on it.
+            assert handler.stats()["queued"] > 0 and not caller_was_stuck
+            go.set()
+            await asyncio.wait_for(aiolog.shutdown(), timeout=60)
+            text = (await asyncio.wait_for(received, timeout=60)).decode()
+        finally:
+            go.set()
+            structlog.reset_defaults()
+        assert [json.loads(line)["seq"] for line in text.splitlines()] == list(range(n))
+
+
 def read_json_set(directory: Path, base: str = "app.log") -> list[dict[str, Any]]:
     """Every record of a size-rotated set, oldest file first; a line that is not JSON fails."""
     names = [n for n in os.listdir(directory) if n == base or
