@@ -282,6 +282,33 @@ class TestJsonLines:
         with pytest.raises(TypeError, match="formatter must be"):
             await aiolog.configure(path, formatter="json")  # type: ignore[arg-type]
 
+    def test_dict_config(self, tmp_path: Path) -> None:
+        """``dictConfig`` builds a JsonFormatter by ``class`` or, with options, by ``()``."""
+        import logging.config
+
+        path = tmp_path / "app.log"
+        logging.config.dictConfig({
+            "version": 1, "disable_existing_loggers": False,
+            "formatters": {"plain": {"class": "aiolog.JsonFormatter"},
+                           "tuned": {"()": "aiolog.JsonFormatter", "utc": True,
+                                     "static_fields": {"service": "api"}}},
+            "handlers": {
+                "a": {"class": "aiolog.AsyncFileHandler", "filename": str(path), "formatter": "plain"},
+                "b": {"class": "aiolog.AsyncFileHandler", "filename": str(path), "formatter": "tuned"}},
+            "loggers": {"cfg": {"handlers": ["a", "b"], "level": "INFO", "propagate": False}}})
+        log = logging.getLogger("cfg")
+        try:
+            log.info("hi")
+            aiolog.flush_sync()
+            first, second = (json.loads(line) for line in lines(path))
+            assert first["message"] == second["message"] == "hi"
+            assert "service" not in first and second["service"] == "api"
+            assert second["time"].endswith("+00:00")
+        finally:
+            for handler in log.handlers[:]:
+                log.removeHandler(handler)
+                handler.close()
+
     def test_python_json_logger_works_on_aiolog_handlers(self) -> None:
         """python-json-logger's own JsonFormatter runs unchanged on an aiolog handler, and the
         ContextFilter gives it the bound fields."""
