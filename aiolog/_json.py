@@ -106,6 +106,27 @@ def _sanitize(value: Any, default: Callable[[Any], Any], depth: int = 0,
     return _sanitize(converted, default, depth + 1, inner)
 
 
+def _stdlib_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """Compact, non-ASCII kept, NaN refused (the caller turns it into null, as orjson does).
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, a third of the cost of a
+    short record; this one is built once. It keeps no markers: a cycle ends in RecursionError,
+    which ``encode`` handles like any other refusal.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (e.g. PyPy): the pure-Python encoder
+        encode: Callable[[Any], str] = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=default).encode
+        return encode
+    c_encoder = make(None, default, json.encoder.encode_basestring, None, ":", ",",
+                     False, False, False)
+
+    def encode_once(data: Any) -> str:
+        return "".join(c_encoder(data, 0))
+
+    return encode_once
+
+
 def _key(key: Any) -> str:
     if isinstance(key, str):
         return str(key)
@@ -194,8 +215,7 @@ class JsonFormatter(logging.Formatter):
         self.context = context
         self.trace = trace
         self.access_fields = access_fields
-        self._stdlib = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                                        allow_nan=False, default=self.json_default).encode
+        self._stdlib = _stdlib_encoder(self.json_default)
         rename = self.rename_fields.get
         # (output key, how to read it) per chosen field, worked out once.
         self._plan = [(rename(name, name), name) for name in self.fields]
