@@ -93,7 +93,8 @@ def _structlog_fields(module: Any) -> dict[str, Any]:
         return {}
     prefix = len(getattr(module, "STRUCTLOG_KEY_PREFIX", "structlog_"))
     found = {}
-    for key, var in variables.items():
+    # A copy taken in one step: another thread may bind a new key (grow the dict) meanwhile.
+    for key, var in tuple(variables.items()):
         value = var.get(Ellipsis)
         if value is not Ellipsis:
             found[key[prefix:]] = value
