@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import aiolog
 from aiolog._json import JsonFormatter
 
 from .conftest import lines
+from .logfiles import LogFile, Record, check_complete_and_ordered
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 JSON_WORKER = Path(__file__).parent / "scripts" / "json_worker.py"
@@ -619,16 +619,20 @@ class TestLibraries:
         assert [json.loads(line)["seq"] for line in text.splitlines()] == list(range(n))
 
 
-def read_json_set(directory: Path, base: str = "app.log") -> list[dict[str, Any]]:
-    """Every record of a size-rotated set, oldest file first; a line that is not JSON fails."""
+def read_json_set(directory: Path, base: str = "app.log") -> list[LogFile]:
+    """Every file of a size-rotated set, oldest first; a line that is not JSON fails the test."""
     names = [n for n in os.listdir(directory) if n == base or
              (n.startswith(base + ".") and n[len(base) + 1:].isdigit())]
     names.sort(key=lambda n: -int(n[len(base) + 1:]) if n != base else 1)
-    records = []
+    files = []
     for name in names:
+        records = []
         for line in (directory / name).read_bytes().decode("utf-8").splitlines():
-            records.append(json.loads(line))
-    return records
+            data = json.loads(line)
+            fields = data.get("extra", data)  # loguru keeps its bound fields under "extra"
+            records.append(Record(0.0, fields["tag"], fields["seq"]))
+        files.append(LogFile(name, records))
+    return files
 
 
 @pytest.mark.slow
@@ -642,11 +646,6 @@ def test_processes_write_json_into_one_rotating_file(tmp_path: Path, mode: str) 
         for tag in tags]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
-    seen: dict[str, list[int]] = defaultdict(list)
-    records = read_json_set(tmp_path)
-    for rec in records:
-        fields = rec.get("extra", rec)  # loguru keeps its bound fields under "extra"
-        seen[fields["tag"]].append(fields["seq"])
-    assert {tag: seen[tag] for tag in tags} == {tag: list(range(n)) for tag in tags}
-    assert len(records) == n * len(tags)
-    assert len(os.listdir(tmp_path)) > 2, "the file never rotated"
+    files = read_json_set(tmp_path)
+    assert len(files) > 2, "the file never rotated"
+    check_complete_and_ordered(files, {tag: n for tag in tags})
