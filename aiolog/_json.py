@@ -30,10 +30,10 @@ _ALIASES: Final[Mapping[str, str]] = {"level": "levelname", "logger": "name"}
 # Record attributes never shown as extra fields (python-json-logger's RESERVED_ATTRS, plus the
 # trace ids, which have their own keys).
 RESERVED_ATTRS: Final = RECORD_ATTRIBUTES | {"trace_id", "span_id"}
-# How many attributes LogRecord.__init__ sets (23 on Python 3.11, 24 with taskName on 3.12+).
+# The attributes LogRecord.__init__ sets (taskName too on Python 3.12+), and how many.
 _INIT_NAMES: Final = frozenset(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None).__dict__)
 _INIT_ATTRIBUTES: Final = len(_INIT_NAMES)
-_FIELD_NAME = {
+_FIELD_NAME: Final[Mapping[str, re.Pattern[str]]] = {
     "%": re.compile(r"%\((\w+)\)"),
     "{": re.compile(r"\{(\w+)"),
     "$": re.compile(r"\$\{?(\w+)"),
@@ -228,7 +228,6 @@ class JsonFormatter(logging.Formatter):
         # Unless reserved_attrs lets some of LogRecord's own attributes through as fields.
         self._skip_init = self.reserved_attrs >= _INIT_NAMES
         self._static = {rename(k, k): v for k, v in self.static_fields.items()}
-        self.encode(self._static)  # static fields that cannot be written fail here, not later
         self._clock: tuple[int, str, str] = (-1, "", "")
         self._last: tuple[int, float, str] = (-1, -1.0, "")
 
