@@ -246,16 +246,17 @@ class JsonFormatter(logging.Formatter):
             message = record.getMessage() if self._needs_message else ""
         data = self._base(attributes, message,
                           self.formatTime(record, self.datefmt) if self._needs_time else "")
-        own, rename = self._own_keys, self.rename_fields
+        # The other fields are gathered first and merged in one step: C-level dict operations
+        # cost a fraction of a Python loop per field. Later sources win, as dict.update does.
+        more: dict[str, Any] = {}
         if self.access_fields and record.name in _ACCESS_LOGGERS:
-            data.update(access_fields(record))
+            more.update(access_fields(record))
         if self._static:
-            data.update(self._static)
+            more.update(self._static)
         if self.context:
-            for k, v in _context.current().items():
-                k = rename.get(k, k) if rename else k
-                if k not in own:
-                    data[k] = v
+            context = _context.current()
+            if context:
+                more.update(context)
         reserved = self.reserved_attrs
         keys = list(attributes)
         # LogRecord.__init__ sets the same attributes in the same order on every record, and
@@ -263,16 +264,19 @@ class JsonFormatter(logging.Formatter):
         for k in keys[_INIT_ATTRIBUTES:] if self._skip_init and len(keys) >= _INIT_ATTRIBUTES \
                 else keys:
             if k not in reserved:
-                v = attributes[k]
-                k = rename.get(k, k) if rename else k
-                if k not in own:
-                    data[k] = v
+                more[k] = attributes[k]
         if from_msg is not None:
-            for k, v in from_msg.items():
-                if k != "message":
-                    k = rename.get(k, k) if rename else k
-                    if k not in own:
-                        data[k] = v
+            more.update(from_msg)
+            more.pop("message", None)  # it is the message field already
+        if more:
+            rename = self.rename_fields
+            if rename:
+                more = {rename.get(k, k): v for k, v in more.items()}
+            own = self._own_keys
+            if own.isdisjoint(more):
+                data.update(more)
+            else:  # the chosen fields win over a context or extra field of the same name
+                data.update({k: v for k, v in more.items() if k not in own})
         if self.trace:
             trace_id = attributes.get("trace_id")
             if trace_id is not None:

@@ -219,6 +219,8 @@ class TestJsonLines:
         """``logger.info({...})`` writes the dict's keys as fields, as python-json-logger does."""
         data = JsonFormatter().to_dict(record({"message": "m", "order": 5}))
         assert (data["message"], data["order"]) == ("m", 5)
+        data = JsonFormatter().to_dict(record({"order": 6}))
+        assert (data["message"], data["order"]) == ("", 6)
 
     def test_bad_options_fail_at_construction(self) -> None:
         """Wrong options raise when the formatter is built, not at the first record."""
