@@ -1,17 +1,26 @@
 """aiolog: asyncio-native logging that never stalls the loop, safe across processes."""
 
 from ._config import configure, flush, flush_sync, install_signal_handlers, shutdown
+from ._context import ContextFilter, bind, clear_context, context, get_context, unbind
 from ._format import FastFormatter
 from ._handler import AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from ._json import JsonFormatter
 
 __all__ = [
     "AsyncFileHandler",
     "AsyncHandler",
     "AsyncStreamHandler",
+    "ContextFilter",
     "FastFormatter",
+    "JsonFormatter",
+    "bind",
+    "clear_context",
     "configure",
+    "context",
     "flush",
     "flush_sync",
+    "get_context",
     "install_signal_handlers",
     "shutdown",
+    "unbind",
 ]

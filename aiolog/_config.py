@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from ._json import JsonFormatter
 from ._queue import Overflow
 from ._registry import live_writers
 
@@ -37,6 +38,7 @@ async def configure(
     max_queue: int = DEFAULT_MAX_QUEUE,
     overflow: Overflow = "block",
     handlers: Iterable[logging.Handler] | None = None,
+    formatter: logging.Formatter | None = None,
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -46,15 +48,24 @@ async def configure(
     Args:
         filename: the log file; ``None`` logs to stderr without blocking.
         level: the root logger's level.
-        format, datefmt, style: as ``logging.Formatter`` takes them.
+        format, datefmt, style: as ``logging.Formatter`` takes them; ``format="json"``
+            writes JSON lines (``JsonFormatter()``, with ``datefmt`` if given).
         max_bytes, when, interval, utc, backup_count, compress, lock_timeout, max_queue,
             overflow: as ``AsyncFileHandler`` takes them.
         handlers: install these handlers instead of building one from ``filename``.
+        formatter: use this formatter (a configured ``JsonFormatter``, say) instead of one
+            built from ``format``.
 
     Returns:
         The handlers installed.
     """
-    formatter = logging.Formatter(format, datefmt, style)  # type: ignore[arg-type]
+    if formatter is not None:
+        if not isinstance(formatter, logging.Formatter):
+            raise TypeError(f"formatter must be a logging.Formatter, not {formatter!r}")
+    elif format == "json":
+        formatter = JsonFormatter(datefmt=datefmt)
+    else:
+        formatter = logging.Formatter(format, datefmt, style)  # type: ignore[arg-type]
     if handlers is not None:
         new = list(handlers)
         if not all(isinstance(h, logging.Handler) for h in new):

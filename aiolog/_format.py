@@ -8,6 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from . import _context
+
+# What a text format shows for a field neither the record nor the bound context has: a format
+# naming a context field must work in code paths that never bound it.
+UNBOUND: Final = "-"
+
 # Only converters that map equal whole seconds to equal time tuples may share a cached string.
 _CACHEABLE_CONVERTERS: Final = (time.localtime, time.gmtime)
 
@@ -45,11 +51,29 @@ class FastFormatter(logging.Formatter):
                 return render(record.__dict__, record.getMessage(),
                               self.formatTime(record, self.datefmt) if self._uses_time else "")
             except KeyError:
-                pass  # a field the record lacks: the stdlib path raises its ValueError for it
+                pass  # a field the record lacks: formatMessage() looks it up in the context
         record.message = record.getMessage()
         if self._uses_time:
             record.asctime = self.formatTime(record, self.datefmt)
         return self.formatMessage(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """As the stdlib does, but a field the record lacks comes from the bound context.
+
+        A field bound nowhere shows as ``UNBOUND`` rather than failing the record.
+        """
+        try:
+            return super().formatMessage(record)
+        except (KeyError, ValueError) as error:
+            if not isinstance(error, KeyError) and not isinstance(error.__context__, KeyError):
+                raise
+        style = self._style
+        values = _Fields({**(getattr(style, "_defaults", None) or {}), **record.__dict__})
+        if isinstance(style, logging.StringTemplateStyle):
+            return style._tpl.substitute(values)
+        if isinstance(style, logging.StrFormatStyle):
+            return style._fmt.format_map(values)
+        return style._fmt % values
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         converter = self.converter
@@ -71,6 +95,13 @@ class FastFormatter(logging.Formatter):
         text = self.default_msec_format % (date[1], msecs)
         self._time_cache = (key, msecs, text)
         return text
+
+
+class _Fields(dict[str, Any]):
+    """A record's fields; one it lacks is looked up in the bound context, else ``UNBOUND``."""
+
+    def __missing__(self, key: str) -> Any:
+        return _context.current().get(key, UNBOUND)
 
 
 # A "%%" or one "%(name)spec" field, as logging.PercentStyle accepts them.

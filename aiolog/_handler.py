@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TextIO
+from typing import Final, TextIO
 
+from ._context import add_trace_ids
 from ._format import FastFormatter, fast_equivalent
+from ._json import JsonFormatter
 from ._queue import Overflow
 from ._registry import file_writer, release_writer, stream_writer
 from ._writer import Writer
 
 DEFAULT_MAX_QUEUE = 10_000
+_OTEL_TRACE: Final = "opentelemetry.trace"
+_modules: Final = sys.modules
 _DEFAULT_FORMATTER = FastFormatter()
 
 
@@ -83,6 +87,8 @@ class AsyncHandler(logging.Handler):
 
     def line(self, record: logging.LogRecord) -> str:
         """The record formatted and terminated; a record that cannot be is reported, not lost."""
+        if _OTEL_TRACE in _modules:  # only an application using OpenTelemetry pays for its ids
+            add_trace_ids(record)
         try:
             return self.format(record) + self.terminator
         except RecursionError:
@@ -105,6 +111,8 @@ class AsyncHandler(logging.Handler):
         try:
             return self.format(plain)
         except Exception:  # the formatter itself is broken: keep the record anyway
+            if isinstance(self.formatter, JsonFormatter):  # a JSON file stays all JSON
+                return self.formatter.unformattable(record, message)
             return f"{record.levelname} {record.name}: {message}"
 
     def stats(self) -> dict[str, int]:
