@@ -10,7 +10,9 @@ import sys
 from collections.abc import Iterable
 
 
-from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from . import _options
+from ._handler import (DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler,
+                       file_writer_options)
 from ._writer import Overflow, live_writers
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -36,53 +38,113 @@ async def configure(
     max_queue: int = DEFAULT_MAX_QUEUE,
     overflow: Overflow = "block",
     handlers: Iterable[logging.Handler] | None = None,
+    capture: Iterable[str] = (),
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
-    Records from every ``logging.getLogger()`` then flow through it. Errors in the options
-    (a missing directory, an unknown ``when``) raise here, not at the first write.
+    Records from every ``logging.getLogger()`` then flow through it. Every option is checked
+    (values and types) before anything is built, so a bad one raises here, changes nothing,
+    and leaves nothing open. The swap itself loses no record: the old handlers leave the
+    root logger in the same step as the new ones join it, then write out what they hold.
 
     Args:
-        filename: the log file; ``None`` logs to stderr without blocking.
+        filename: the log file (missing directories are created); ``None`` logs to stderr
+            without blocking.
         level: the root logger's level.
         format, datefmt, style: as ``logging.Formatter`` takes them.
         max_bytes, when, interval, utc, backup_count, compress, lock_timeout, max_queue,
             overflow: as ``AsyncFileHandler`` takes them.
         handlers: install these handlers instead of building one from ``filename``.
+        capture: names of loggers that have handlers of their own and do not propagate
+            (``"uvicorn.access"`` under gunicorn): their handlers are removed and they
+            propagate to the root logger, so their records reach aiolog too.
 
     Returns:
         The handlers installed.
     """
-    formatter = logging.Formatter(format, datefmt, style)  # type: ignore[arg-type]
+    # 1. Check everything; nothing is built or changed until all of it passed.
+    _options.check_level(level)
+    formatter = _options.check_formatter(format, datefmt, style)
+    if isinstance(capture, str):
+        raise TypeError(f"capture must be a list of logger names, not the string {capture!r}")
+    captured = list(capture)
+    if not all(isinstance(name, str) and name for name in captured):
+        raise TypeError(f"capture must be logger names, not {captured!r}")
+    path: str | None = None
+    file_options: dict[str, object] = {}
     if handlers is not None:
-        new = list(handlers)
-        if not all(isinstance(h, logging.Handler) for h in new):
-            raise TypeError(f"handlers must be logging.Handler instances, not {new!r}")
-    elif filename is None:
+        if filename is not None:
+            raise ValueError("give configure() a filename or handlers=[...], not both")
+        given = list(handlers)
+        if not all(isinstance(h, logging.Handler) for h in given):
+            raise TypeError(f"handlers must be logging.Handler instances, not {given!r}")
+    else:
+        _options.check_queue(max_queue, overflow)
+        if filename is not None:
+            path = _options.check_path(filename)
+            file_options = file_writer_options(
+                max_bytes=max_bytes, when=when, interval=interval, utc=utc,
+                backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
+                encoding="utf-8", errors="backslashreplace")
+            _options.check_file(**file_options)
+
+    # 2. Same file as before with other options: one writer per file, so the old one must
+    # close first. The old handlers stay attached meanwhile and, once closing, write each
+    # record synchronously: a record logged during the swap still reaches the file, in order.
+    old = list(_installed)
+    if path is not None:
+        for same in _reopened(path, file_options, old):
+            await same.aclose()
+
+    # 3. Build (a file that cannot be opened raises here, with the old handlers still in place).
+    if handlers is not None:
+        new = given
+    elif path is None:
         new = [AsyncStreamHandler(sys.stderr, max_queue=max_queue, overflow=overflow)]
     else:
-        new = [AsyncFileHandler(
-            filename, max_bytes=max_bytes, when=when, interval=interval, utc=utc,
-            backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
-            max_queue=max_queue, overflow=overflow)]
-    root = logging.getLogger()
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+        new = [AsyncFileHandler(path, max_queue=max_queue, overflow=overflow,
+                                **file_options)]  # type: ignore[arg-type]
     for handler in new:
         if handlers is None or handler.formatter is None:
             handler.setFormatter(formatter)
-        root.addHandler(handler)
-    await _remove_installed(keep=new)
-    _installed.extend(new)
+
+    # 4. Swap in one step: every record goes to the old handlers or the new, never to none
+    # and never to both (logging reads root.handlers without a lock; assigning the list is
+    # one step for a reader).
+    root = logging.getLogger()
+    with logging._lock:  # type: ignore[attr-defined]  # what addHandler() takes
+        kept = [h for h in root.handlers if h not in old and h not in new]
+        root.handlers = kept + new
+        root.setLevel(level.upper() if isinstance(level, str) else level)
+        for name in captured:
+            captured_logger = logging.getLogger(name)
+            captured_logger.handlers = []
+            captured_logger.propagate = True
+    _installed[:] = new
+
+    # 5. The old handlers write out what they hold, then close.
+    for handler in old:
+        if handler not in new:
+            await _close(handler)
     return new
 
 
-async def _remove_installed(keep: list[logging.Handler] = ()) -> None:  # type: ignore[assignment]
-    root = logging.getLogger()
-    old = [h for h in _installed if h not in keep]
-    _installed.clear()
-    for handler in old:
-        root.removeHandler(handler)
-        await _close(handler)
+def _reopened(path: str, options: dict[str, object],
+              old: list[logging.Handler]) -> list[AsyncFileHandler]:
+    """The handlers of ours to close before ``path`` can be opened again with ``options``."""
+    key = os.path.realpath(path)
+    same = [h for h in old if isinstance(h, AsyncFileHandler)
+            and os.path.realpath(h.baseFilename) == key and not h._released]
+    if not same or same[0]._writer.options == options:
+        return []  # nothing of ours on it, or the same options: the new handler shares it
+    others = same[0]._writer.users - len(same)
+    if others > 0:
+        # Someone else's handler (dictConfig, addHandler) holds the file with the old options:
+        # refuse now, before anything changed, rather than close a writer that is not ours.
+        raise ValueError(f"{path!r} is already open in this process with other rotation "
+                         f"options by {others} handler(s) configure() did not install; "
+                         "close them first or give the same options")
+    return same
 
 
 async def _close(handler: logging.Handler) -> None:
@@ -111,9 +173,12 @@ def flush_sync() -> None:
 async def shutdown() -> None:
     """Drain every queue, close files and release locks.
 
-    Records logged afterwards through a handler still attached are written synchronously.
+    The handlers ``configure()`` installed stay on the root logger, closed: records logged
+    afterwards (a server's last lines after its lifespan ends) are written synchronously, by
+    any handler still attached. The next ``configure()`` replaces them.
     """
-    await _remove_installed()
+    for handler in _installed:
+        await _close(handler)
     for writer in live_writers():
         await writer.aclose()
 

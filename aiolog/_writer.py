@@ -148,11 +148,16 @@ class Writer:
                 self._count_drop()
                 return
             self._space.clear()
-            if not owner.is_running():
+            if not owner.is_running() or self._closing:  # no task will make room: write
                 self.write_now(item)
                 return
             self._space.wait(0.05)  # a foreign thread may wait; the loop thread never does
         self._records.append(item)
+        if self._closing:
+            # The task may have taken its last look at the queue before our append: drain
+            # it ourselves rather than leave the record to a writer that is going away.
+            self.write_now(None)
+            return
         # Ordering: the writer publishes _wakeup before its last look at the deque, and we look
         # at _wakeup after our append, so one of the two sees the other.
         if self._wakeup is not None and not self._wake_pending:
@@ -384,7 +389,7 @@ class Writer:
         while not self.sink.prepare(len(data)):
             time.sleep(_LOCK_POLL)  # the synchronous path: its caller chose to block
         self.sink.write(data)
-        if self.closed:  # after shutdown nothing else would ever close the file again
+        if self._closing:  # once closing, nothing else would ever close the file again
             self.sink.close()
 
     # -- flush and close -------------------------------------------------------------------------
