@@ -7,13 +7,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 from . import _options
 from ._handler import (DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler,
                        file_writer_options)
-from ._writer import Overflow, live_writers
+from ._writer import Overflow, _report, live_writers
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -184,19 +184,54 @@ async def shutdown() -> None:
 
 
 def install_signal_handlers(signals: Iterable[int] = (signal.SIGTERM,)) -> None:
-    """On these signals, shut aiolog down cleanly, then stop as the signal would have.
+    """On these signals write everything queued, then do what the replaced handler did.
 
-    A container stop sends SIGTERM; without this, records still queued would be lost when the
-    process dies. Call it from inside the running loop.
+    A container stop sends SIGTERM. The handler found when this is called still runs: a
+    server's graceful shutdown (uvicorn, gunicorn's uvicorn worker) still happens; with no
+    handler, the process still dies of the signal. From the signal on, every aiolog writer is
+    closed and each record is written as it is logged (synchronously): a process on its way
+    out may be killed by the signal at any moment (uvicorn re-raises it with the default
+    action once its shutdown is done) and then no ``atexit`` drain runs.
+    Call it from inside the running loop, after the server installed its own handlers
+    (in an ASGI lifespan startup, for instance).
     """
     loop = asyncio.get_running_loop()
     for signum in signals:
-        loop.add_signal_handler(signum, _on_signal, signum)
+        previous = _previous_handler(loop, signum)
+        loop.add_signal_handler(signum, _on_signal, previous)
 
 
-def _on_signal(signum: int) -> None:
-    flush_sync()
+def _previous_handler(loop: asyncio.AbstractEventLoop, signum: int) -> Callable[[], object]:
+    """What ``signum`` did before us, as a callable run after our flush."""
+    registered = getattr(loop, "_signal_handlers", None)  # asyncio's add_signal_handler
+    if isinstance(registered, dict) and signum in registered:
+        handle: asyncio.Handle = registered[signum]
+        return handle._run  # runs it as the loop would, reporting what it raises
+    current = signal.getsignal(signum)
+    if getattr(current, "__self__", None) is loop:
+        # uvloop keeps the callbacks of its add_signal_handler where we cannot reach them, and
+        # ours would replace that callback: refuse rather than silently cut it off.
+        raise RuntimeError(
+            f"signal {signum} already has a handler added with loop.add_signal_handler(); "
+            "aiolog cannot chain to it there: call aiolog.flush_sync() in that handler instead")
+    if current == signal.SIG_IGN:
+        return lambda: None
+    if callable(current):
+        return lambda: current(signum, None)  # a server's handler, e.g. uvicorn's handle_exit
+    return lambda: _die_of(signum)  # SIG_DFL, or a handler set outside Python
+
+
+def _on_signal(previous: Callable[[], object]) -> None:
+    # Runs as a loop callback (add_signal_handler), not inside the signal: taking aiolog's
+    # locks here cannot deadlock with the code the signal interrupted.
+    for writer in live_writers():
+        try:
+            writer.close()  # writes what is queued; the handlers stay attached, now synchronous
+        except Exception as exc:
+            _report(f"aiolog: closing {writer.name} on a signal failed", exc)
+    previous()
+
+
+def _die_of(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
-
-
