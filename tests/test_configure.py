@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -146,9 +147,11 @@ class TestConfigureSwaps:
 
         def from_thread() -> None:
             log = logging.getLogger("thread")
-            while not stop.is_set() and counts["thread"] < 30_000:
+            while not stop.is_set() and counts["thread"] < 100_000:
                 log.info("thread %d", counts["thread"])
                 counts["thread"] += 1
+                if counts["thread"] % 50 == 0:
+                    time.sleep(0.001)  # a steady stream that lasts through every swap
 
         async def from_task() -> None:
             log = logging.getLogger("task")
@@ -172,6 +175,7 @@ class TestConfigureSwaps:
             thread.join(timeout=60)
             await asyncio.wait_for(task, timeout=60)
         assert not thread.is_alive()
+        assert counts["thread"] < 100_000, "the thread stopped before the swaps ended"
         await aiolog.shutdown()
 
         seen: Counter[str] = Counter()
