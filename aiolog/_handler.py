@@ -31,9 +31,16 @@ class AsyncHandler(logging.Handler):
 
     terminator = "\n"
     _writer: Writer
-    # True until a subclass has its writer, and again once released: flush() and close(),
-    # which logging.shutdown() calls at exit on every handler it ever saw, then do nothing.
-    _released = True
+    _closed = False
+
+    @property
+    def _released(self) -> bool:
+        """No writer to use: closed, or never given one (a constructor that raised).
+
+        logging.shutdown() flushes and closes at exit every handler it ever saw, also one whose
+        subclass constructor failed after Handler.__init__: then flush() and close() do nothing.
+        """
+        return self._closed or "_writer" not in self.__dict__
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
         """Set the formatter; a plain ``logging.Formatter`` is swapped for the same-output fast one."""
@@ -115,7 +122,7 @@ class AsyncHandler(logging.Handler):
     def close(self) -> None:
         try:
             if not self._released:
-                self._released = True
+                self._closed = True
                 self._release()
         finally:
             super().close()
@@ -124,7 +131,7 @@ class AsyncHandler(logging.Handler):
         """Drain and close without blocking the event loop."""
         try:
             if not self._released:
-                self._released = True
+                self._closed = True
                 if self._writer.users == 1:
                     await self._writer.aclose()
                 self._release()
@@ -179,7 +186,6 @@ class AsyncFileHandler(AsyncHandler):
             raise
         self.baseFilename = path
         self._writer = writer
-        self._released = False
 
     def _release(self) -> None:
         release_writer(self._writer)
@@ -221,7 +227,6 @@ class AsyncStreamHandler(AsyncHandler):
         self.stream = stream
         self._writer = Writer(StreamSink(self.stream), max_queue=max_queue, overflow=overflow)
         self._writer.users = 1
-        self._released = False
 
     def __repr__(self) -> str:
         name = getattr(self.stream, "name", repr(self.stream))

@@ -46,9 +46,17 @@ class TestHalfBuiltHandlers:
                 aiolog.AsyncStreamHandler(object())
             except TypeError as exc:
                 kept.append(exc)
+            class Broken(aiolog.AsyncHandler):  # a subclass failing after Handler.__init__
+                def __init__(self):
+                    super().__init__()
+                    raise RuntimeError("no writer")
+            try:
+                Broken()
+            except RuntimeError as exc:
+                kept.append(exc)
             print(len(kept))
         """)
-        assert proc.stdout.strip() == "7"
+        assert proc.stdout.strip() == "8"
         assert "Exception ignored" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
 
     def test_a_refused_constructor_registers_no_handler(self, tmp_path: Path) -> None:
