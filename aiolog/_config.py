@@ -7,11 +7,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
-from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from . import _options
+from ._handler import (DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler,
+                       file_writer_options)
 from ._json import JsonFormatter
+from ._owner import report as _report
 from ._queue import Overflow
 from ._registry import live_writers
 
@@ -39,14 +42,18 @@ async def configure(
     overflow: Overflow = "block",
     handlers: Iterable[logging.Handler] | None = None,
     formatter: logging.Formatter | None = None,
+    capture: Iterable[str] = (),
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
-    Records from every ``logging.getLogger()`` then flow through it. Errors in the options
-    (a missing directory, an unknown ``when``) raise here, not at the first write.
+    Records from every ``logging.getLogger()`` then flow through it. Every option is checked
+    (values and types) before anything is built, so a bad one raises here, changes nothing,
+    and leaves nothing open. The swap itself loses no record: the old handlers leave the
+    root logger in the same step as the new ones join it, then write out what they hold.
 
     Args:
-        filename: the log file; ``None`` logs to stderr without blocking.
+        filename: the log file (missing directories are created); ``None`` logs to stderr
+            without blocking.
         level: the root logger's level.
         format, datefmt, style: as ``logging.Formatter`` takes them; ``format="json"``
             writes JSON lines (``JsonFormatter()``, with ``datefmt`` if given).
@@ -55,46 +62,102 @@ async def configure(
         handlers: install these handlers instead of building one from ``filename``.
         formatter: use this formatter (a configured ``JsonFormatter``, say) instead of one
             built from ``format``.
+        capture: names of loggers that have handlers of their own and do not propagate
+            (``"uvicorn.access"`` under gunicorn): their handlers are removed and they
+            propagate to the root logger, so their records reach aiolog too.
 
     Returns:
         The handlers installed.
     """
+    # 1. Check everything; nothing is built or changed until all of it passed.
+    _options.check_level(level)
     if formatter is not None:
         if not isinstance(formatter, logging.Formatter):
             raise TypeError(f"formatter must be a logging.Formatter, not {formatter!r}")
     elif format == "json":
         formatter = JsonFormatter(datefmt=datefmt)
     else:
-        formatter = logging.Formatter(format, datefmt, style)  # type: ignore[arg-type]
+        formatter = _options.check_formatter(format, datefmt, style)
+    if isinstance(capture, str):
+        raise TypeError(f"capture must be a list of logger names, not the string {capture!r}")
+    captured = list(capture)
+    if not all(isinstance(name, str) and name for name in captured):
+        raise TypeError(f"capture must be logger names, not {captured!r}")
+    path: str | None = None
+    file_options: dict[str, object] = {}
     if handlers is not None:
-        new = list(handlers)
-        if not all(isinstance(h, logging.Handler) for h in new):
-            raise TypeError(f"handlers must be logging.Handler instances, not {new!r}")
-    elif filename is None:
+        if filename is not None:
+            raise ValueError("give configure() a filename or handlers=[...], not both")
+        given = list(handlers)
+        if not all(isinstance(h, logging.Handler) for h in given):
+            raise TypeError(f"handlers must be logging.Handler instances, not {given!r}")
+    else:
+        _options.check_queue(max_queue, overflow)
+        if filename is not None:
+            path = _options.check_path(filename)
+            file_options = file_writer_options(
+                max_bytes=max_bytes, when=when, interval=interval, utc=utc,
+                backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
+                encoding="utf-8", errors="backslashreplace")
+            _options.check_file(**file_options)
+
+    # 2. Same file as before with other options: one writer per file, so the old one must
+    # close first. The old handlers stay attached meanwhile and, once closing, write each
+    # record synchronously: a record logged during the swap still reaches the file, in order.
+    old = list(_installed)
+    if path is not None:
+        for same in _reopened(path, file_options, old):
+            await same.aclose()
+
+    # 3. Build (a file that cannot be opened raises here, with the old handlers still in place).
+    if handlers is not None:
+        new = given
+    elif path is None:
         new = [AsyncStreamHandler(sys.stderr, max_queue=max_queue, overflow=overflow)]
     else:
-        new = [AsyncFileHandler(
-            filename, max_bytes=max_bytes, when=when, interval=interval, utc=utc,
-            backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
-            max_queue=max_queue, overflow=overflow)]
-    root = logging.getLogger()
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+        new = [AsyncFileHandler(path, max_queue=max_queue, overflow=overflow,
+                                **file_options)]  # type: ignore[arg-type]
     for handler in new:
         if handlers is None or handler.formatter is None:
             handler.setFormatter(formatter)
-        root.addHandler(handler)
-    await _remove_installed(keep=new)
-    _installed.extend(new)
+
+    # 4. Swap in one step: every record goes to the old handlers or the new, never to none
+    # and never to both (logging reads root.handlers without a lock; assigning the list is
+    # one step for a reader).
+    root = logging.getLogger()
+    with logging._lock:  # type: ignore[attr-defined]  # what addHandler() takes
+        kept = [h for h in root.handlers if h not in old and h not in new]
+        root.handlers = kept + new
+        root.setLevel(level.upper() if isinstance(level, str) else level)
+        for name in captured:
+            captured_logger = logging.getLogger(name)
+            captured_logger.handlers = []
+            captured_logger.propagate = True
+    _installed[:] = new
+
+    # 5. The old handlers write out what they hold, then close.
+    for handler in old:
+        if handler not in new:
+            await _close(handler)
     return new
 
 
-async def _remove_installed(keep: list[logging.Handler] = ()) -> None:  # type: ignore[assignment]
-    root = logging.getLogger()
-    old = [h for h in _installed if h not in keep]
-    _installed.clear()
-    for handler in old:
-        root.removeHandler(handler)
-        await _close(handler)
+def _reopened(path: str, options: dict[str, object],
+              old: list[logging.Handler]) -> list[AsyncFileHandler]:
+    """The handlers of ours to close before ``path`` can be opened again with ``options``."""
+    key = os.path.realpath(path)
+    same = [h for h in old if isinstance(h, AsyncFileHandler)
+            and os.path.realpath(h.baseFilename) == key and not h._released]
+    if not same or same[0]._writer.options == options:
+        return []  # nothing of ours on it, or the same options: the new handler shares it
+    others = same[0]._writer.users - len(same)
+    if others > 0:
+        # Someone else's handler (dictConfig, addHandler) holds the file with the old options:
+        # refuse now, before anything changed, rather than close a writer that is not ours.
+        raise ValueError(f"{path!r} is already open in this process with other rotation "
+                         f"options by {others} handler(s) configure() did not install; "
+                         "close them first or give the same options")
+    return same
 
 
 async def _close(handler: logging.Handler) -> None:
@@ -123,27 +186,65 @@ def flush_sync() -> None:
 async def shutdown() -> None:
     """Drain every queue, close files and release locks.
 
-    Records logged afterwards through a handler still attached are written synchronously.
+    The handlers ``configure()`` installed stay on the root logger, closed: records logged
+    afterwards (a server's last lines after its lifespan ends) are written synchronously, by
+    any handler still attached. The next ``configure()`` replaces them.
     """
-    await _remove_installed()
+    for handler in _installed:
+        await _close(handler)
     for writer in live_writers():
         await writer.aclose()
 
 
 def install_signal_handlers(signals: Iterable[int] = (signal.SIGTERM,)) -> None:
-    """On these signals, shut aiolog down cleanly, then stop as the signal would have.
+    """On these signals write everything queued, then do what the replaced handler did.
 
-    A container stop sends SIGTERM; without this, records still queued would be lost when the
-    process dies. Call it from inside the running loop.
+    A container stop sends SIGTERM. The handler found when this is called still runs: a
+    server's graceful shutdown (uvicorn, gunicorn's uvicorn worker) still happens; with no
+    handler, the process still dies of the signal. From the signal on, every aiolog writer is
+    closed and each record is written as it is logged (synchronously): a process on its way
+    out may be killed by the signal at any moment (uvicorn re-raises it with the default
+    action once its shutdown is done) and then no ``atexit`` drain runs.
+    Call it from inside the running loop, after the server installed its own handlers
+    (in an ASGI lifespan startup, for instance).
     """
     loop = asyncio.get_running_loop()
     for signum in signals:
-        loop.add_signal_handler(signum, _on_signal, signum)
+        previous = _previous_handler(loop, signum)
+        loop.add_signal_handler(signum, _on_signal, previous)
 
 
-def _on_signal(signum: int) -> None:
-    flush_sync()
+def _previous_handler(loop: asyncio.AbstractEventLoop, signum: int) -> Callable[[], object]:
+    """What ``signum`` did before us, as a callable run after our flush."""
+    registered = getattr(loop, "_signal_handlers", None)  # asyncio's add_signal_handler
+    if isinstance(registered, dict) and signum in registered:
+        handle: asyncio.Handle = registered[signum]
+        return handle._run  # runs it as the loop would, reporting what it raises
+    current = signal.getsignal(signum)
+    if getattr(current, "__self__", None) is loop:
+        # uvloop keeps the callbacks of its add_signal_handler where we cannot reach them, and
+        # ours would replace that callback: refuse rather than silently cut it off.
+        raise RuntimeError(
+            f"signal {signum} already has a handler added with loop.add_signal_handler(); "
+            "aiolog cannot chain to it there: call aiolog.flush_sync() in that handler instead")
+    if current == signal.SIG_IGN:
+        return lambda: None
+    if callable(current):
+        return lambda: current(signum, None)  # a server's handler, e.g. uvicorn's handle_exit
+    return lambda: _die_of(signum)  # SIG_DFL, or a handler set outside Python
+
+
+def _on_signal(previous: Callable[[], object]) -> None:
+    # Runs as a loop callback (add_signal_handler), not inside the signal: taking aiolog's
+    # locks here cannot deadlock with the code the signal interrupted.
+    for writer in live_writers():
+        try:
+            writer.close()  # writes what is queued; the handlers stay attached, now synchronous
+        except Exception as exc:
+            _report(f"aiolog: closing {writer.name} on a signal failed", exc)
+    previous()
+
+
+def _die_of(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
-
-

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Final, TextIO
 
+from . import _options
 from ._context import add_trace_ids
 from ._format import FastFormatter, fast_equivalent
 from ._json import JsonFormatter
@@ -30,22 +31,21 @@ def _safe_repr(value: object) -> str:
         return f"<{type(value).__name__} object (repr failed)>"
 
 
-def _check_queue_options(max_queue: int, overflow: str) -> None:
-    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
-        raise ValueError(f"max_queue must be a positive integer, not {max_queue!r}")
-    if overflow not in ("block", "drop"):
-        raise ValueError(f"overflow must be 'block' or 'drop', not {overflow!r}")
-
-
 class AsyncHandler(logging.Handler):
     """Base of aiolog's handlers: ``emit()`` takes microseconds and never touches I/O."""
 
     terminator = "\n"
     _writer: Writer
+    _closed = False
 
-    def __init__(self, level: int | str = logging.NOTSET) -> None:
-        super().__init__(level)
-        self._released = False
+    @property
+    def _released(self) -> bool:
+        """No writer to use: closed, or never given one (a constructor that raised).
+
+        logging.shutdown() flushes and closes at exit every handler it ever saw, also one whose
+        subclass constructor failed after Handler.__init__: then flush() and close() do nothing.
+        """
+        return self._closed or "_writer" not in self.__dict__
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
         """Set the formatter; a plain ``logging.Formatter`` is swapped for the same-output fast one."""
@@ -131,7 +131,7 @@ class AsyncHandler(logging.Handler):
     def close(self) -> None:
         try:
             if not self._released:
-                self._released = True
+                self._closed = True
                 self._release()
         finally:
             super().close()
@@ -140,7 +140,7 @@ class AsyncHandler(logging.Handler):
         """Drain and close without blocking the event loop."""
         try:
             if not self._released:
-                self._released = True
+                self._closed = True
                 if self._writer.users == 1:
                     await self._writer.aclose()
                 self._release()
@@ -155,7 +155,7 @@ class AsyncFileHandler(AsyncHandler):
     """Log to a file, rotated by size and/or time, safely shared by many processes.
 
     Args:
-        filename: the log file; its directory must exist.
+        filename: the log file; missing parent directories are created.
         max_bytes: rotate before the file would grow past this size; 0 turns size rollover off.
         when, interval, utc: time rollover, as ``TimedRotatingFileHandler`` takes them.
         backup_count: how many rotated files to keep; 0 keeps all.
@@ -173,19 +173,48 @@ class AsyncFileHandler(AsyncHandler):
                  max_queue: int = DEFAULT_MAX_QUEUE, overflow: Overflow = "block",
                  encoding: str = "utf-8", errors: str = "backslashreplace",
                  level: int | str = logging.NOTSET) -> None:
-        _check_queue_options(max_queue, overflow)
-        super().__init__(level)
-        self.baseFilename = os.path.abspath(os.fspath(filename))
-        self._writer = file_writer(
-            self.baseFilename, max_queue=max_queue, overflow=overflow, max_bytes=max_bytes,
-            when=when, interval=interval, utc=utc, backup_count=backup_count,
-            compress=compress, lock_timeout=lock_timeout, encoding=encoding, errors=errors)
+        # Everything is checked, the directory made and the writer opened before
+        # Handler.__init__ registers this handler with logging: a constructor that raises
+        # leaves nothing behind for logging.shutdown() to trip over at exit.
+        _options.check_queue(max_queue, overflow)
+        _options.check_file(max_bytes=max_bytes, when=when, interval=interval, utc=utc,
+                            backup_count=backup_count, compress=compress,
+                            lock_timeout=lock_timeout, encoding=encoding, errors=errors)
+        _options.check_level(level)
+        path = _options.check_path(filename)
+        _make_directory(os.path.dirname(path))
+        writer = file_writer(
+            path, max_queue=max_queue, overflow=overflow, **file_writer_options(
+                max_bytes=max_bytes, when=when, interval=interval, utc=utc,
+                backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
+                encoding=encoding, errors=errors))
+        try:
+            super().__init__(level)
+        except BaseException:
+            release_writer(writer)
+            raise
+        self.baseFilename = path
+        self._writer = writer
 
     def _release(self) -> None:
         release_writer(self._writer)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.baseFilename} ({logging.getLevelName(self.level)})>"
+
+
+def file_writer_options(**options: object) -> dict[str, object]:
+    """The options a file's shared writer is opened with (two handlers must agree on them)."""
+    return options
+
+
+def _make_directory(directory: str) -> None:
+    """Create missing parent directories, as loguru does: a quick start runs in an empty place."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"aiolog cannot create log directory {directory!r}: "
+                        f"{exc.strerror}") from None
 
 
 class AsyncStreamHandler(AsyncHandler):
@@ -198,11 +227,13 @@ class AsyncStreamHandler(AsyncHandler):
 
     def __init__(self, stream: TextIO | None = None, *, max_queue: int = DEFAULT_MAX_QUEUE,
                  overflow: Overflow = "block", level: int | str = logging.NOTSET) -> None:
-        _check_queue_options(max_queue, overflow)
+        _options.check_queue(max_queue, overflow)
+        _options.check_level(level)
+        stream = sys.stderr if stream is None else stream
+        if not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream must have a write() method, not {stream!r}")
         super().__init__(level)
-        self.stream = sys.stderr if stream is None else stream
-        if not callable(getattr(self.stream, "write", None)):
-            raise TypeError(f"stream must have a write() method, not {self.stream!r}")
+        self.stream = stream
         self._writer = stream_writer(self.stream, max_queue=max_queue, overflow=overflow)
 
     def __repr__(self) -> str:

@@ -240,8 +240,9 @@ class TestConfigure:
 
     async def test_bad_options_raise_at_configure(self, tmp_path: Path) -> None:
         """Invalid options are refused when given, with a message naming them."""
-        with pytest.raises(FileNotFoundError, match="does not exist"):
-            await aiolog.configure(tmp_path / "missing" / "app.log")
+        (tmp_path / "afile").write_text("")
+        with pytest.raises(OSError, match="cannot create log directory"):
+            await aiolog.configure(tmp_path / "afile" / "app.log")
         with pytest.raises(ValueError, match="Cannot parse rotation from when='fortnight'"):
             await aiolog.configure(tmp_path / "app.log", when="fortnight")
         with pytest.raises(ValueError, match="overflow must be"):
