@@ -63,3 +63,16 @@ def run_script(tmp_path: Path, source: str, *args: str, timeout: float = 120,
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def size_set(directory: Path) -> list[Path]:
+    """app.log and its size-rotated backups, oldest first."""
+    def age(p: Path) -> int:
+        suffix = p.name[len("app.log"):].lstrip(".")
+        return -int(suffix) if suffix else 0
+    return sorted((p for p in directory.glob("app.log*") if not p.name.endswith(".lock")), key=age)
+
+
+def numbers(path: Path, marker: str) -> list[int]:
+    """The numbers ending the lines that contain ``marker``, in file order."""
+    return [int(line.rsplit(" ", 1)[1]) for line in lines(path) if marker in line]

@@ -23,19 +23,7 @@ from aiolog._format import FastFormatter, fast_equivalent
 from aiolog._lock import pid_namespace, process_start_time
 from aiolog._queue import CHUNK_RECORDS
 
-from .conftest import lines, run_script
-
-
-def size_set(directory: Path) -> list[Path]:
-    """app.log and its size-rotated backups, oldest first."""
-    def age(p: Path) -> int:
-        suffix = p.name[len("app.log"):].lstrip(".")
-        return -int(suffix) if suffix else 0
-    return sorted((p for p in directory.glob("app.log*") if not p.name.endswith(".lock")), key=age)
-
-
-def numbers(path: Path, marker: str) -> list[int]:
-    return [int(line.rsplit(" ", 1)[1]) for line in lines(path) if marker in line]
+from .conftest import lines, numbers, run_script, size_set
 
 
 class TestDelivery:
