@@ -1,0 +1,397 @@
+"""Compression of rotated files, with real processes, flocks and file-size limits (issue 11,
+cases 14-17, and the compressed multi-process stress test).
+
+Only ``aiolog``'s public API is used by the worker processes, so these tests also run against an
+older aiolog (``PYTHONPATH=<old checkout> pytest --import-mode=append``); tests that need the new
+internals import them inside the test.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_script
+from .logfiles import check_complete_and_ordered, read_set
+
+# One logging process: the public API only, so it runs against any aiolog version.
+WORKER = r'''
+import asyncio, json, logging, os, sys, time
+import aiolog
+cfg = json.loads(sys.argv[1])
+
+async def main():
+    await aiolog.configure(cfg["path"], format="%(created).6f %(message)s",
+                           **cfg.get("options", {}))
+    if "go" in cfg:  # a barrier: every worker starts logging at the same moment
+        open(cfg["ready"], "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(cfg["go"]):
+            assert time.monotonic() < deadline, "no go"
+            time.sleep(0.0005)
+    log = logging.getLogger("w")
+    every = cfg.get("every", 50)
+    for i in range(cfg["n"]):
+        log.info("%s %d", cfg["tag"], i)
+        if (i + 1) % every == 0:
+            await aiolog.flush()
+    await aiolog.shutdown()
+
+asyncio.run(main())
+'''
+
+PLAIN_BACKUP = re.compile(r"app\.log\.\d+$")
+BACKUP = re.compile(r"app\.log\.\d+(\.gz)?$")
+WAIT = 60.0  # seconds: the bound on every wait, so that a regression fails instead of hanging
+
+
+def _line(tag: str, seq: int) -> str:
+    return f"{time.time():.6f} {tag} {seq}\n"
+
+
+def _prefill(path: Path, tag: str, n: int) -> None:
+    """A log file of ``n`` whole records, as another process would have written them."""
+    path.write_text("".join(_line(tag, i) for i in range(n)))
+
+
+class Workers:
+    """Real logging processes, each with its stderr kept for the checks."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path / "workers"  # outside the log set that read_set() reads
+        self.dir.mkdir(exist_ok=True)
+        self.script = self.dir / "worker.py"
+        self.script.write_text(WORKER)
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, path: Path, tag: str, n: int, **cfg: object) -> subprocess.Popen[bytes]:
+        with open(self.dir / f"{tag}.err", "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, str(self.script),
+                 json.dumps({"path": str(path), "tag": tag, "n": n, **cfg})],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        self.procs.append((tag, proc))
+        return proc
+
+    def finish(self) -> dict[str, str]:
+        """Wait for every worker; each must exit 0. Returns their stderr by tag."""
+        errors = {}
+        for tag, proc in self.procs:
+            try:
+                code = proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+            errors[tag] = (self.dir / f"{tag}.err").read_text()
+            assert code == 0, f"{tag} exited {code}:\n{errors[tag]}"
+        return errors
+
+    def finish_quietly(self) -> None:
+        """Every worker exits 0 and writes nothing to stderr (no error, no report)."""
+        for tag, err in self.finish().items():
+            assert err == "", f"{tag} wrote to stderr:\n{err}"
+
+    def kill_all(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def _exclusive_flock_waiters(st: os.stat_result) -> int:
+    """How many exclusive flock requests are blocked on this file right now (/proc/locks)."""
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
+    with open("/proc/locks") as locks:
+        return sum(1 for row in locks
+                   if "->" in row and " FLOCK " in row and " WRITE " in row and inode in row)
+
+
+def _backups(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if BACKUP.fullmatch(p.name))
+
+
+def _plain_backups(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if PLAIN_BACKUP.fullmatch(p.name))
+
+
+def _parts(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
+
+
+class _SharedFlock:
+    """A late writer: an O_APPEND descriptor on the log file holding a shared flock, taken
+    before it looked at the path, exactly as aiolog's writer holds it around its write()."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+        # The look at the path, under the flock: it still names our file, so the write may go.
+        assert os.stat(path).st_ino == os.fstat(self.fd).st_ino
+        self.stat = os.fstat(self.fd)
+
+    def write_and_release(self, data: str = "") -> None:
+        if data:
+            assert os.write(self.fd, data.encode()) == len(data.encode())  # one write, whole
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = -1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def compressor_waits(self) -> bool:
+        return _exclusive_flock_waiters(self.stat) > 0
+
+    def unlinked(self) -> bool:
+        """The file has no name any more: compressed and removed."""
+        return os.fstat(self.fd).st_nlink == 0
+
+
+class TestLateChunk:
+    def test_a_late_chunk_in_a_just_rotated_file_ends_up_in_its_gz(self, tmp_path: Path) -> None:
+        """Case 17: a chunk another process writes into the file after it was rotated (having
+        looked at the path under its shared flock before) is in that file's .gz, not lost."""
+        path = tmp_path / "app.log"
+        _prefill(path, "P1", 100)  # larger than max_bytes: the worker's first chunk rotates it
+        late = _SharedFlock(path)
+        workers = Workers(tmp_path)
+        try:
+            workers.start(path, "P0", 20, options={"max_bytes": 1000, "compress": True})
+            # The worker rotates our file to app.log.1 and its compressor starts on it. Either it
+            # waits for our flock, or (without the flock rule) it compresses and removes the file.
+            _wait_for(lambda: late.compressor_waits() or late.unlinked(),
+                      "the compressor to start on the rotated file")
+            late.write_and_release("".join(_line("P1", i) for i in range(100, 150)))
+            workers.finish_quietly()
+        finally:
+            late.close()
+            workers.kill_all()
+        assert _backups(tmp_path) == ["app.log.1.gz"]
+        late_lines = gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()).decode()
+        assert late_lines.splitlines()[-1].endswith(" P1 149")
+        check_complete_and_ordered(read_set(tmp_path), {"P0": 20, "P1": 150})
+        assert _parts(tmp_path) == []
+
+
+class TestNoPlainBackupLeft:
+    def test_rotations_while_the_compressor_waits_are_all_compressed(self, tmp_path: Path) -> None:
+        """Case 15: many rotations happen while the compressor is held up on the first rotated
+        file (a late writer's flock); after shutdown every backup is .gz, every record once."""
+        path = tmp_path / "app.log"
+        _prefill(path, "P1", 100)
+        late = _SharedFlock(path)
+        workers = Workers(tmp_path)
+        try:
+            proc = workers.start(path, "P0", 600, every=10,
+                                 options={"max_bytes": 1000, "compress": True})
+            # Rotations pile up plain backups behind the held compressor (or, without the flock
+            # rule, the process runs to its end).
+            _wait_for(lambda: len(_plain_backups(tmp_path)) >= 4 or proc.poll() is not None,
+                      "several rotations")
+            late.write_and_release()
+            workers.finish_quietly()
+        finally:
+            late.close()
+            workers.kill_all()
+        backups = _backups(tmp_path)
+        assert len(backups) >= 5, backups
+        assert _plain_backups(tmp_path) == []
+        check_complete_and_ordered(read_set(tmp_path), {"P0": 600, "P1": 100})
+        assert _parts(tmp_path) == []
+
+    def test_one_process_rotating_after_every_few_records(self, tmp_path: Path) -> None:
+        """Case 15: one process rotating every few records, faster than a compressor per
+        rotation keeps up, leaves no plain backup; every record is there once."""
+        workers = Workers(tmp_path)
+        try:
+            workers.start(tmp_path / "app.log", "P0", 1500, every=2,
+                          options={"max_bytes": 300, "compress": True})
+            workers.finish_quietly()
+        finally:
+            workers.kill_all()
+        assert len(_backups(tmp_path)) > 50
+        assert _plain_backups(tmp_path) == []
+        check_complete_and_ordered(read_set(tmp_path), {"P0": 1500})
+        assert _parts(tmp_path) == []
+
+
+class TestCompressorsNeverClash:
+    def test_two_processes_compressing_one_file_make_one_gz(self, tmp_path: Path) -> None:
+        """Case 16: two processes sweeping the same plain backup at once: one compresses it,
+        the other skips it; one .gz with the exact bytes, no error, no .part left."""
+        rotated = tmp_path / "app.log.1"
+        _prefill(rotated, "P1", 3000)
+        data = rotated.read_bytes()
+        holder = _SharedFlock(rotated)  # both compressors queue behind it, then go one by one
+        sweep = ("import sys; from aiolog import _rotation, _lock; "
+                 "_rotation.compress_backups(sys.argv[1], r'\\d+', "
+                 "_lock.Lockfile(sys.argv[1] + '.lock', timeout=10))")
+        procs = [subprocess.Popen([sys.executable, "-c", sweep, str(tmp_path / "app.log")],
+                                  stderr=subprocess.PIPE) for _ in range(2)]
+        try:
+            _wait_for(lambda: _exclusive_flock_waiters(holder.stat) == 2
+                      or any(p.poll() is not None for p in procs), "both compressors to wait")
+            assert _exclusive_flock_waiters(holder.stat) == 2
+            holder.write_and_release()
+            for proc in procs:
+                _, err = proc.communicate(timeout=WAIT)
+                assert proc.returncode == 0 and err == b"", err.decode()
+        finally:
+            holder.close()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log.1.gz"]
+        assert gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()) == data
+
+    def test_a_failing_compression_is_reported_and_the_rest_still_closes(
+            self, tmp_path: Path) -> None:
+        """Case 16: a backup that cannot be compressed (its .gz would pass RLIMIT_FSIZE) is kept
+        plain and reported on stderr; shutdown() returns, the other backups are still gzipped,
+        and the other file's writer is closed with all its records."""
+        big = os.urandom(600_000).hex()  # 1.2 MB of hex: its gzip is well over the limit
+        for n in (5, 6, 7):
+            (tmp_path / f"app.log.{n}").write_text(
+                "".join(f"{big[i:i + 100]}\n" for i in range(0, len(big), 100)))
+        leftovers = {n: (tmp_path / f"app.log.{n}").read_bytes() for n in (5, 6, 7)}
+        _prefill(tmp_path / "app.log", "P1", 100)  # rotated by the first chunk
+        proc = run_script(tmp_path, """
+            import asyncio, logging, resource
+            import aiolog
+            resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, resource.RLIM_INFINITY))
+            async def main():
+                fmt = "%(created).6f %(message)s"
+                await aiolog.configure(handlers=[
+                    aiolog.AsyncFileHandler("app.log", max_bytes=1000, compress=True),
+                    aiolog.AsyncFileHandler("other.log")], format=fmt)
+                for i in range(200):
+                    logging.getLogger("a").info("P0 %d", i)
+                    if i % 10 == 9:
+                        await aiolog.flush()
+                await aiolog.shutdown()
+                with open("other.log") as other:  # written and closed before shutdown() returned
+                    assert len(other.read().splitlines()) == 200
+                print("shutdown returned")
+            asyncio.run(main())
+        """)
+        assert "shutdown returned" in proc.stdout
+        assert "aiolog: compressing a rotated file of" in proc.stderr
+        assert "File too large" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        # The three leftovers were shifted up by the rotations, kept plain and whole.
+        plain = _plain_backups(tmp_path)
+        assert sorted(len((tmp_path / name).read_bytes()) for name in plain) == sorted(
+            len(b) for b in leftovers.values())
+        assert {(tmp_path / name).read_bytes() for name in plain} == set(leftovers.values())
+        gzipped = [name for name in _backups(tmp_path) if name.endswith(".gz")]
+        assert len(gzipped) >= 3  # every backup of this run's records
+        records = [line for name in sorted(gzipped, key=lambda n: -int(n.split(".")[2]))
+                   for line in gzip.decompress((tmp_path / name).read_bytes()).decode().splitlines()]
+        records += (tmp_path / "app.log").read_text().splitlines()
+        seqs: dict[str, list[int]] = defaultdict(list)
+        for line in records:
+            _, tag, seq = line.split()
+            seqs[tag].append(int(seq))
+        assert seqs == {"P1": list(range(100)), "P0": list(range(200))}
+        assert _parts(tmp_path) == []
+
+
+class TestBrokenLock:
+    def test_rotators_racing_to_break_a_dead_holders_lock_rotate_each_file_once(
+            self, tmp_path: Path) -> None:
+        """Case 14: 4 processes find the rotation due at the same moment while a dead process's
+        lock is on the file; they never rotate one file under two names (no record twice, no
+        error mid-rotate)."""
+        plant = ("import os, sys; from aiolog._lock import Lockfile; "
+                 "assert Lockfile(sys.argv[1], timeout=60).acquire(); os._exit(0)")
+        tags = [f"P{p}" for p in range(4)]
+        for round_ in range(3):
+            directory = tmp_path / f"round{round_}"
+            directory.mkdir()
+            path = directory / "app.log"
+            _prefill(path, "P9", 100)  # over max_bytes: every worker's first chunk is due
+            subprocess.run([sys.executable, "-c", plant, f"{path}.lock"], check=True, timeout=WAIT)
+            assert (directory / "app.log.lock").exists()  # left by a process now dead
+            workers = Workers(directory)
+            go = workers.dir / "go"
+            try:
+                for tag in tags:
+                    workers.start(path, tag, 300, every=20, go=str(go),
+                                  ready=str(workers.dir / f"{tag}.ready"),
+                                  options={"max_bytes": 2000, "compress": True,
+                                           "lock_timeout": 60})
+                _wait_for(lambda: all((workers.dir / f"{t}.ready").exists() for t in tags),
+                          "every worker to be ready")
+                go.touch()
+                workers.finish_quietly()
+            finally:
+                workers.kill_all()
+            check_complete_and_ordered(read_set(directory),
+                                       {"P9": 100} | {tag: 300 for tag in tags})
+            assert _plain_backups(directory) == []
+            assert not (directory / "app.log.lock").exists()
+
+
+class TestCompressedStress:
+    PROCESSES = 4
+    RECORDS = 5000
+
+    def _run(self, tmp_path: Path, **options: object) -> None:
+        workers = Workers(tmp_path)
+        try:
+            for p in range(self.PROCESSES):
+                workers.start(tmp_path / "app.log", f"P{p}", self.RECORDS, every=50,
+                              options={"max_bytes": 20_000, "compress": True, **options})
+            workers.finish_quietly()
+        finally:
+            workers.kill_all()
+
+    def test_four_processes_compressing_lose_and_repeat_nothing(self, tmp_path: Path) -> None:
+        """Cases 15-17 under load: 4 processes rotating and compressing one file, nothing deleted:
+        every record once, whole, in order across the .gz files; no plain backup, no .part."""
+        self._run(tmp_path, backup_count=0)
+        files = read_set(tmp_path)
+        assert len(files) > 20  # it really rotated, many times
+        check_complete_and_ordered(files, {f"P{p}": self.RECORDS for p in range(self.PROCESSES)})
+        assert all(f.name.endswith(".gz") for f in files[:-1]), [f.name for f in files]
+        assert _parts(tmp_path) == []
+        assert not (tmp_path / "app.log.lock").exists()
+
+    def test_retention_counts_gz_backups(self, tmp_path: Path) -> None:
+        """With backup_count=3, 4 processes compressing keep at most 3 backups (.gz counted), no
+        .part; what is kept is, per process, its newest records once each and in order."""
+        self._run(tmp_path, backup_count=3)
+        backups = _backups(tmp_path)
+        assert 1 <= len(backups) <= 3, backups
+        assert _plain_backups(tmp_path) == []
+        assert _parts(tmp_path) == []
+        seen: dict[str, list[int]] = defaultdict(list)
+        for f in read_set(tmp_path):
+            for r in f.records:
+                seen[r.source].append(r.seq)
+        for source, seqs in seen.items():
+            # Retention deletes whole oldest files: each process keeps a tail of its records.
+            assert seqs == list(range(self.RECORDS - len(seqs), self.RECORDS)), source
+        assert sum(map(len, seen.values())) < self.PROCESSES * self.RECORDS  # it did delete
