@@ -167,13 +167,23 @@ def compress_backups(path: str, pattern: str, lock: Lockfile) -> None:
 
     Every plain backup, not only the one just rotated: a compressor that never ran (a crash, a
     process that exited first) leaves work that the next one picks up.
+
+    One backup that cannot be compressed (its ``.gz`` does not fit: ENOSPC, ``RLIMIT_FSIZE``)
+    stays plain, but must not stop the sweep: every later sweep lists it again, in the same
+    directory order, and would stop at it again, leaving every backup behind it plain for good.
+    So the sweep goes on and raises the first failure at its end, for the caller to report.
     """
+    failure: OSError | None = None
     for source, _ in _backups(path, pattern):
         if not source.endswith(".gz"):
             try:
                 _compress_one(path, source, pattern, lock)
             except FileNotFoundError:
                 pass  # deleted by retention, or compressed by another process meanwhile
+            except OSError as exc:
+                failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
