@@ -244,11 +244,12 @@ class TestCompressorsNeverClash:
         _prefill(rotated, "P1", 3000)
         data = rotated.read_bytes()
         holder = _SharedFlock(rotated)  # both compressors queue behind it, then go one by one
+        holder_dir = tmp_path.parent  # cwd: import the aiolog installed (or on PYTHONPATH)
         sweep = ("import sys; from aiolog import _rotation, _lock; "
                  "_rotation.compress_backups(sys.argv[1], r'\\d+', "
                  "_lock.Lockfile(sys.argv[1] + '.lock', timeout=10))")
         procs = [subprocess.Popen([sys.executable, "-c", sweep, str(tmp_path / "app.log")],
-                                  stderr=subprocess.PIPE) for _ in range(2)]
+                                  stderr=subprocess.PIPE, cwd=holder_dir) for _ in range(2)]
         try:
             _wait_for(lambda: _exclusive_flock_waiters(holder.stat) == 2
                       or any(p.poll() is not None for p in procs), "both compressors to wait")
@@ -332,7 +333,8 @@ class TestBrokenLock:
             directory.mkdir()
             path = directory / "app.log"
             _prefill(path, "P9", 100)  # over max_bytes: every worker's first chunk is due
-            subprocess.run([sys.executable, "-c", plant, f"{path}.lock"], check=True, timeout=WAIT)
+            subprocess.run([sys.executable, "-c", plant, f"{path}.lock"], check=True, timeout=WAIT,
+                           cwd=directory)
             assert (directory / "app.log.lock").exists()  # left by a process now dead
             workers = Workers(directory)
             go = workers.dir / "go"
@@ -356,7 +358,7 @@ class TestBrokenLock:
 
 class TestCompressedStress:
     PROCESSES = 4
-    RECORDS = 5000
+    RECORDS = 20_000
 
     def _run(self, tmp_path: Path, **options: object) -> None:
         workers = Workers(tmp_path)
