@@ -117,12 +117,13 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -
         time.sleep(0.005)
 
 
-def _exclusive_flock_waiters(st: os.stat_result) -> int:
-    """How many exclusive flock requests are blocked on this file right now (/proc/locks)."""
+def _flock_waiters(st: os.stat_result, kind: str = "WRITE") -> int:
+    """How many exclusive (``WRITE``) or shared (``READ``) flock requests are blocked on this
+    file right now, as /proc/locks lists them."""
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
     with open("/proc/locks") as locks:
         return sum(1 for row in locks
-                   if "->" in row and " FLOCK " in row and " WRITE " in row and inode in row)
+                   if "->" in row and " FLOCK " in row and f" {kind} " in row and inode in row)
 
 
 def _backups(directory: Path) -> list[str]:
@@ -161,7 +162,7 @@ class _SharedFlock:
             self.fd = -1
 
     def compressor_waits(self) -> bool:
-        return _exclusive_flock_waiters(self.stat) > 0
+        return _flock_waiters(self.stat) > 0
 
     def unlinked(self) -> bool:
         """The file has no name any more: compressed and removed."""
@@ -194,21 +195,49 @@ class TestLateChunk:
         assert _parts(tmp_path) == []
 
 
-class TestNoPlainBackupLeft:
-    def test_rotations_while_the_compressor_waits_are_all_compressed(self, tmp_path: Path) -> None:
-        """Case 15: many rotations happen while the compressor is held up on the first rotated
-        file (a late writer's flock); after shutdown every backup is .gz, every record once."""
+    def test_a_writer_waits_while_a_compressor_holds_its_file(self, tmp_path: Path) -> None:
+        """Case 17, the writer's half of the rule: while a compressor holds the file exclusively
+        (it is reading it for the last time), a writer's chunk does not land in it; it does
+        once the compressor lets go."""
         path = tmp_path / "app.log"
-        _prefill(path, "P1", 100)
-        late = _SharedFlock(path)
+        path.touch()
+        compressor = os.open(path, os.O_RDONLY)
+        fcntl.flock(compressor, fcntl.LOCK_EX)
+        st = os.fstat(compressor)
         workers = Workers(tmp_path)
         try:
-            proc = workers.start(path, "P0", 600, every=10,
-                                 options={"max_bytes": 1000, "compress": True})
-            # Rotations pile up plain backups behind the held compressor (or, without the flock
-            # rule, the process runs to its end).
-            _wait_for(lambda: len(_plain_backups(tmp_path)) >= 4 or proc.poll() is not None,
-                      "several rotations")
+            proc = workers.start(path, "P0", 10)
+            _wait_for(lambda: _flock_waiters(st, "READ") > 0 or proc.poll() is not None,
+                      "the writer to wait for the flock, or to end")
+            assert _flock_waiters(st, "READ") == 1  # the writer waits for us ...
+            assert path.stat().st_size == 0  # ... before its write, not after
+            fcntl.flock(compressor, fcntl.LOCK_UN)
+            workers.finish_quietly()
+        finally:
+            os.close(compressor)
+            workers.kill_all()
+        check_complete_and_ordered(read_set(tmp_path), {"P0": 10})
+
+
+class TestNoPlainBackupLeft:
+    @pytest.mark.parametrize("processes", [1, 4])
+    def test_rotations_while_the_compressor_waits_are_all_compressed(
+            self, tmp_path: Path, processes: int) -> None:
+        """Case 15: many rotations happen while the compressors are held up on the first rotated
+        file (a late writer's flock); after shutdown every backup is .gz, every record once."""
+        path = tmp_path / "app.log"
+        _prefill(path, "P9", 100)
+        late = _SharedFlock(path)
+        workers = Workers(tmp_path)
+        tags = [f"P{p}" for p in range(processes)]
+        try:
+            procs = [workers.start(path, tag, 600, every=10,
+                                   options={"max_bytes": 1000, "compress": True})
+                     for tag in tags]
+            # Rotations pile up plain backups behind the held compressors (or, without the
+            # flock rule, the processes run to their end).
+            _wait_for(lambda: len(_plain_backups(tmp_path)) >= 4
+                      or all(proc.poll() is not None for proc in procs), "several rotations")
             late.write_and_release()
             workers.finish_quietly()
         finally:
@@ -217,7 +246,7 @@ class TestNoPlainBackupLeft:
         backups = _backups(tmp_path)
         assert len(backups) >= 5, backups
         assert _plain_backups(tmp_path) == []
-        check_complete_and_ordered(read_set(tmp_path), {"P0": 600, "P1": 100})
+        check_complete_and_ordered(read_set(tmp_path), {"P9": 100} | {tag: 600 for tag in tags})
         assert _parts(tmp_path) == []
 
     def test_one_process_rotating_after_every_few_records(self, tmp_path: Path) -> None:
@@ -251,9 +280,9 @@ class TestCompressorsNeverClash:
         procs = [subprocess.Popen([sys.executable, "-c", sweep, str(tmp_path / "app.log")],
                                   stderr=subprocess.PIPE, cwd=holder_dir) for _ in range(2)]
         try:
-            _wait_for(lambda: _exclusive_flock_waiters(holder.stat) == 2
+            _wait_for(lambda: _flock_waiters(holder.stat) == 2
                       or any(p.poll() is not None for p in procs), "both compressors to wait")
-            assert _exclusive_flock_waiters(holder.stat) == 2
+            assert _flock_waiters(holder.stat) == 2
             holder.write_and_release()
             for proc in procs:
                 _, err = proc.communicate(timeout=WAIT)
