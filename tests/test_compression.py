@@ -49,7 +49,11 @@ async def main():
             await asyncio.sleep(cfg.get("pause", 0))
     await aiolog.shutdown()
 
-asyncio.run(main())
+if cfg.get("uvloop"):
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
 '''
 
 PLAIN_BACKUP = re.compile(r"app\.log\.\d+$")
@@ -360,7 +364,8 @@ class TestCompressorsNeverClash:
         gzipped = [name for name in _backups(tmp_path) if name.endswith(".gz")]
         assert len(gzipped) >= 3  # every backup of this run's records
         records = [line for name in sorted(gzipped, key=lambda n: -int(n.split(".")[2]))
-                   for line in gzip.decompress((tmp_path / name).read_bytes()).decode().splitlines()]
+                   for line in gzip.decompress((tmp_path / name).read_bytes()).decode()
+                   .splitlines()]
         records += (tmp_path / "app.log").read_text().splitlines()
         seqs: dict[str, list[int]] = defaultdict(list)
         for line in records:
@@ -424,16 +429,17 @@ class TestCompressedStress:
     def _run(self, tmp_path: Path, **options: object) -> None:
         workers = Workers(tmp_path)
         try:
-            for p in range(self.PROCESSES):
+            for p in range(self.PROCESSES):  # half of them on uvloop
                 workers.start(tmp_path / "app.log", f"P{p}", self.RECORDS, every=50,
+                              uvloop=p % 2 == 1,
                               options={"max_bytes": 20_000, "compress": True, **options})
             workers.finish_quietly()
         finally:
             workers.kill_all()
 
     def test_four_processes_compressing_lose_and_repeat_nothing(self, tmp_path: Path) -> None:
-        """Cases 15-17 under load: 4 processes rotating and compressing one file, nothing deleted:
-        every record once, whole, in order across the .gz files; no plain backup, no .part."""
+        """Cases 15-17 under load: 4 processes (2 on uvloop) rotating and compressing one file,
+        backup_count=0 so nothing is deleted: every record once, whole, in order across the .gz files; no plain backup, no .part."""
         self._run(tmp_path, backup_count=0)
         files = read_set(tmp_path)
         assert len(files) > 20  # it really rotated, many times
