@@ -291,6 +291,27 @@ class TestNoPlainBackupLeft:
         assert _parts(tmp_path) == []
 
 
+    def test_rotations_during_the_exit_drain_are_compressed_too(self, tmp_path: Path) -> None:
+        """A program that ends without shutdown() (run_until_complete, as servers do) still
+        has its queued records written at exit, and the backups rotated then are gzipped."""
+        proc = run_script(tmp_path, """
+            import asyncio, logging
+            import aiolog
+            async def main():
+                await aiolog.configure("app.log", format="%(created).6f %(message)s",
+                                       max_bytes=2000, compress=True)
+                for i in range(3000):
+                    logging.getLogger("a").info("P0 %d", i)
+            asyncio.new_event_loop().run_until_complete(main())
+        """)
+        assert proc.stderr == ""
+        files = read_set(tmp_path)
+        assert len(files) > 20
+        assert _plain_backups(tmp_path) == []
+        check_complete_and_ordered(files, {"P0": 3000})
+        assert _parts(tmp_path) == []
+
+
 class TestCompressorsNeverClash:
     def test_two_processes_compressing_one_file_make_one_gz(self, tmp_path: Path) -> None:
         """Case 16: two processes sweeping the same plain backup at once: one compresses it,
