@@ -224,6 +224,49 @@ class TestLateChunk:
         check_complete_and_ordered(read_set(tmp_path), {"P0": 10})
 
 
+    def test_a_writer_does_not_wait_for_a_compression_in_progress(self, tmp_path: Path) -> None:
+        """A writer whose descriptor is still on a just-rotated file is not held up while
+        another process gzips that file: it finds the path moved and writes into the new file
+        (the compressor waits only for writes already under way)."""
+        from aiolog import _lock, _rotation
+
+        path = tmp_path / "app.log"
+        _prefill(path, "P9", 100)
+        workers = Workers(tmp_path)
+        go, ready = workers.dir / "go", workers.dir / "P0.ready"
+        writer = workers.start(path, "P0", 50, every=10, go=str(go), ready=str(ready))
+        rotation = _lock.Lockfile(f"{path}.lock", timeout=60)
+        compressor = None
+        try:
+            _wait_for(ready.exists, "the writer to open the file")
+            # Rotate as a rotator does, and keep the rotation lock: the compressor, done reading,
+            # waits for it to name its .gz, which keeps the compression in progress.
+            assert rotation.acquire()
+            _rotation.rotate_by_size(str(path), 0)
+            rotated = tmp_path / "app.log.1"
+            st = rotated.stat()
+            compressor = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from aiolog import _rotation, _lock; "
+                 "_rotation.compress_backups(sys.argv[1], r'\\d+', "
+                 "_lock.Lockfile(sys.argv[1] + '.lock', timeout=60))", str(path)],
+                stderr=subprocess.PIPE, cwd=tmp_path.parent)
+            _wait_for(lambda: list(tmp_path.glob(".app.log.1.*.part"))
+                      or compressor.poll() is not None, "the compressor to start")
+            go.touch()
+            _wait_for(lambda: writer.poll() is not None or _flock_waiters(st, "READ") > 0,
+                      "the writer to end, or to wait for the compressor")
+            assert _flock_waiters(st, "READ") == 0 and writer.poll() == 0
+            assert compressor.poll() is None  # still compressing: it waits for the lock
+        finally:
+            rotation.release()
+            if compressor is not None:
+                _, err = compressor.communicate(timeout=WAIT)
+                assert compressor.returncode == 0 and err == b"", err.decode()
+            workers.finish_quietly()
+        assert _backups(tmp_path) == ["app.log.1.gz"]
+        check_complete_and_ordered(read_set(tmp_path), {"P9": 100, "P0": 50})
+
+
 class TestNoPlainBackupLeft:
     @pytest.mark.parametrize("processes", [1, 4])
     def test_rotations_while_the_compressor_waits_are_all_compressed(
