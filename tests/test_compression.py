@@ -267,6 +267,42 @@ class TestLateChunk:
         check_complete_and_ordered(read_set(tmp_path), {"P9": 100, "P0": 50})
 
 
+    def test_a_file_still_at_the_path_is_not_compressed(self, tmp_path: Path) -> None:
+        """A rotation half done (the file linked to app.log.1, app.log not yet unlinked) is left
+        alone by a compressor: a writer may still append to it through the path, and once the
+        rotation is done the next sweep gzips it with those lines."""
+        from aiolog import _lock
+
+        path = tmp_path / "app.log"
+        _prefill(path, "P9", 100)
+        sweep = [sys.executable, "-c", "import sys; from aiolog import _rotation, _lock; "
+                 "_rotation.compress_backups(sys.argv[1], r'\\d+', "
+                 "_lock.Lockfile(sys.argv[1] + '.lock', timeout=60))", str(path)]
+        rotation = _lock.Lockfile(f"{path}.lock", timeout=60)
+        assert rotation.acquire()
+        compressor = None
+        try:
+            os.link(path, tmp_path / "app.log.1")  # the first half of a rotation
+            compressor = subprocess.Popen(sweep, stderr=subprocess.PIPE, cwd=tmp_path.parent)
+            _wait_for(lambda: compressor.poll() is not None or bool(_parts(tmp_path)),
+                      "the compressor to end, or to start compressing")
+            assert _parts(tmp_path) == []  # it did not start on the file
+            _, err = compressor.communicate(timeout=WAIT)
+            assert compressor.returncode == 0 and err == b"", err.decode()
+            assert _backups(tmp_path) == ["app.log.1"]
+            writer = _SharedFlock(path)  # a writer that still finds its file at the path
+            writer.write_and_release("".join(_line("P9", i) for i in range(100, 150)))
+            os.unlink(path)  # the second half
+        finally:
+            rotation.release()
+            if compressor is not None and compressor.poll() is None:
+                compressor.kill()
+                compressor.wait()
+        subprocess.run(sweep, check=True, timeout=WAIT, cwd=tmp_path.parent)
+        assert _backups(tmp_path) == ["app.log.1.gz"]
+        check_complete_and_ordered(read_set(tmp_path), {"P9": 150})
+
+
 class TestNoPlainBackupLeft:
     @pytest.mark.parametrize("processes", [1, 4])
     def test_rotations_while_the_compressor_waits_are_all_compressed(
