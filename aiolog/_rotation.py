@@ -167,13 +167,23 @@ def compress_backups(path: str, pattern: str, lock: Lockfile) -> None:
 
     Every plain backup, not only the one just rotated: a compressor that never ran (a crash, a
     process that exited first) leaves work that the next one picks up.
+
+    One backup that cannot be compressed (its ``.gz`` does not fit: ENOSPC, ``RLIMIT_FSIZE``)
+    stays plain, but must not stop the sweep: every later sweep lists it again, in the same
+    directory order, and would stop at it again, leaving every backup behind it plain for good.
+    So the sweep goes on and raises the first failure at its end, for the caller to report.
     """
+    failure: OSError | None = None
     for source, _ in _backups(path, pattern):
         if not source.endswith(".gz"):
             try:
                 _compress_one(path, source, pattern, lock)
             except FileNotFoundError:
                 pass  # deleted by retention, or compressed by another process meanwhile
+            except OSError as exc:
+                failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
@@ -184,14 +194,31 @@ def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
     """
     with open(source, "rb") as plain:
         fd = plain.fileno()
-        # Exclusive flock for as long as we read: a writer holds a shared one from its look at
-        # the path until its write returns, so a late chunk still being written into this
-        # just-rotated file is finished before we read, and any later writer finds the path
-        # no longer names this file and writes elsewhere. Another compressor waits here too.
+        # A writer holds a shared flock from its look at the path until its write returns. Our
+        # exclusive one therefore waits for a late chunk still being written into this
+        # just-rotated file. Once we hold it and the path no longer names this file, no writer
+        # will write into it again: any later one looks at the path under its flock, finds it
+        # moved, and writes elsewhere. Another compressor waits here too.
         flock(fd, exclusive=True)
         st = os.fstat(fd)
         if st.st_nlink == 0:
             return  # another compressor finished it while we waited
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            pass
+        else:
+            if (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
+                # A rotation half done in another process (linked to its backup name, the
+                # path not unlinked yet): writers may still look and write here. Leave it to
+                # the sweep that rotator makes once it is done.
+                return
+        # Keep only a shared flock while we read, gzip and wait for the rotation lock: a writer
+        # whose descriptor is still on this file takes its shared flock at once, finds the
+        # path moved and writes elsewhere, instead of waiting seconds for a big gzip (its
+        # queue would fill meanwhile, and with overflow="block" hold up its event loop).
+        # Another compressor still waits for our shared one with its exclusive request.
+        flock(fd, exclusive=False)
         directory, base = os.path.split(source)
         partial = os.path.join(directory, f".{base}.{st.st_ino}.{os.getpid()}."
                                           f"{secrets.token_hex(4)}.gz.part")
