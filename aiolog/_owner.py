@@ -50,6 +50,7 @@ class ChunkOwner:
         # Everything bound to threads: fresh at creation and in a forked child.
         self._right = threading.Lock()
         self._holder = 0  # the thread holding _right, so it never waits for itself
+        self._writing_here = threading.local()
         self._chunk: Chunk | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -77,7 +78,8 @@ class ChunkOwner:
             self.write_here()
 
     def is_owner_thread(self) -> bool:
-        return self._holder == threading.get_ident()
+        """Whether this thread holds (or is taking) the right to write: it must not wait."""
+        return self._holder == threading.get_ident() or getattr(self._writing_here, "depth", 0) > 0
 
     def running(self) -> bool:
         return self._thread is not None and not self.stopped
@@ -157,19 +159,27 @@ class ChunkOwner:
 
     def write_here(self) -> None:
         """Where no owner thread runs: this caller writes what is queued, unless one is at it."""
-        while self._right.acquire(blocking=False):
-            self._holder = threading.get_ident()
-            try:
-                self._write_all(patient=False)
-                if self.stopped:  # after close() nobody else would ever close the file again
-                    self.sink.close()
-            finally:
-                self._holder = 0
-                self._right.release()
-            self.progress.notify()
-            # Records queued while we held it, by callers who found _right taken: ours.
-            if not self.queue.items:
-                return
+        # Marked before taking _right: a signal handler running on this thread between the
+        # acquire and the assignment of _holder must still see that we hold it, or it would
+        # wait for a write that cannot go on until it returns.
+        here = self._writing_here
+        here.depth = getattr(here, "depth", 0) + 1  # a count: signal handlers nest
+        try:
+            while self._right.acquire(blocking=False):
+                self._holder = threading.get_ident()
+                try:
+                    self._write_all(patient=False)
+                    if self.stopped:  # after close() nobody else would close the file again
+                        self.sink.close()
+                finally:
+                    self._holder = 0
+                    self._right.release()
+                self.progress.notify()
+                # Records queued while we held it, by callers who found _right taken: ours.
+                if not self.queue.items:
+                    return
+        finally:
+            here.depth -= 1
 
     def _write_all(self, *, patient: bool) -> None:
         """Write the chunk in hand, then every queued chunk, until the queue is empty.
