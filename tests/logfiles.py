@@ -40,8 +40,15 @@ def start_workers(path: Path, tags: list[str], n: int, **config: object) -> list
 
 
 def wait_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        assert proc.wait(timeout=240) == 0
+    """Each worker exits 0; a failing or hanging one fails the test and none is left running."""
+    try:
+        for proc in procs:
+            assert proc.wait(timeout=240) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def read_set(directory: Path, base: str = "app.log") -> list[LogFile]:

@@ -95,13 +95,13 @@ class TestMaxBytes:
         file would pass max_bytes: no file grows past it, and every record is there once."""
         path = tmp_path / "app.log"
         await aiolog.configure(path, format="%(message)s", max_bytes=20_000)
-        for i in range(20_000):  # bursts of whole chunks
-            logging.getLogger("a").info("record number %d", i)
+        for i in range(20_000):  # bursts of whole chunks, each far larger than max_bytes
+            logging.getLogger("a").info("record number %d %s", i, "." * 60)
         await aiolog.shutdown()
         files = size_set(tmp_path)
         assert len(files) > 10
         assert max(f.stat().st_size for f in files) <= 20_000
-        assert [n for f in files for n in numbers(f, "record number ")] == list(range(20_000))
+        assert [int(line.split()[2]) for f in files for line in lines(f)] == list(range(20_000))
 
     async def test_a_line_larger_than_max_bytes_gets_a_file_of_its_own(self, tmp_path: Path) -> None:
         """As RotatingFileHandler: one record larger than max_bytes is written whole, alone."""
@@ -246,11 +246,14 @@ class TestShutdownAndClose:
         repeated, and later records are written synchronously."""
         path = tmp_path / "app.log"
         [handler] = await aiolog.configure(path, format="%(message)s")
-        closer = threading.Timer(0.01, handler.close)
+        midway = threading.Event()
+        closer = threading.Thread(target=lambda: midway.wait(60) and handler.close())
         closer.start()
         for i in range(20_000):
             logging.getLogger("a").info("n %d", i)
-            if i % 100 == 0:
+            if i == 2_000:
+                midway.set()
+            if i % 50 == 0:
                 await asyncio.sleep(0)
         await asyncio.to_thread(closer.join)
         aiolog.flush_sync()
