@@ -63,19 +63,21 @@ class TestShortWrites:
         """Case 3: the file hits RLIMIT_FSIZE mid-chunk (a short write, then EFBIG) and the
         limit is lifted later: the chunk resumes where it stopped, nothing repeated or torn."""
         proc = run_script(tmp_path, """
-            import asyncio, logging, resource, signal, aiolog
+            import asyncio, logging, resource, signal, threading, aiolog
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
             soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            failed = threading.Event()
+            class Handler(aiolog.AsyncFileHandler):
+                def handleError(self, record):  # told once per burst of failures
+                    failed.set()
             async def main():
-                [handler] = await aiolog.configure("app.log", format="%(message)s")
+                handler = Handler("app.log")
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                await aiolog.configure(handlers=[handler])
                 resource.setrlimit(resource.RLIMIT_FSIZE, (5000, hard))  # mid-line, mid-chunk
                 for i in range(500):
                     logging.getLogger("a").info("record number %d", i)
-                for _ in range(600):  # until the writer has hit the limit and is retrying
-                    if handler.stats()["errors"] or handler._writer.owner.failing:
-                        break
-                    await asyncio.sleep(0.01)
-                assert handler._writer.owner.failing
+                assert await asyncio.to_thread(failed.wait, 60)
                 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space comes back
                 for _ in range(600):
                     if not handler.stats()["queued"]:
