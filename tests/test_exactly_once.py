@@ -15,8 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 import aiolog
-from aiolog._lock import pid_namespace, process_start_time
+from aiolog._lock import Lockfile, pid_namespace, process_start_time
 
 from .conftest import lines, numbers, run_script, size_set
 
@@ -297,13 +299,41 @@ class TestRotationLookAgain:
         assert handler.stats()["rotations"] == 0
 
 
+    async def test_a_rotation_between_our_look_and_our_lock(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The same when the other process rotates in the instant between our look at the path
+        and our taking the lock: only the look under the lock can see it."""
+        path = tmp_path / "app.log"
+        [handler] = await aiolog.configure(path, format="%(message)s", max_bytes=1000,
+                                           backup_count=1)
+        logging.getLogger("a").info("ours " + "x" * 900)
+        await aiolog.flush()
+        take_lock = Lockfile.acquire
+        rotated = []
+
+        def another_process_rotates_first(lock: Lockfile) -> bool:
+            if not rotated:  # real files: what another process's rotation does, at this point
+                os.rename(path, tmp_path / "app.log.1")
+                path.write_text("theirs\n")
+                rotated.append(True)
+            return take_lock(lock)
+
+        monkeypatch.setattr(Lockfile, "acquire", another_process_rotates_first)
+        logging.getLogger("a").info("due " + "y" * 200)
+        await aiolog.shutdown()
+        assert rotated
+        assert lines(tmp_path / "app.log.1") == ["ours " + "x" * 900]
+        assert lines(path) == ["theirs", "due " + "y" * 200]
+        assert handler.stats()["rotations"] == 0
+
+
 class TestFork:
     def test_a_forked_child_never_writes_the_parents_queued_records(self, tmp_path: Path) -> None:
         """Records queued in the parent at the fork (its writer waiting for a lock) are
         written by the parent only, once; the child writes only its own."""
         run_script(tmp_path, """
             import asyncio, atexit, logging, os, socket, subprocess, sys, time, aiolog
-            from aiolog._lock import pid_namespace, process_start_time
+            from aiolog._lock import Lockfile, pid_namespace, process_start_time
             sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
             atexit.register(sleeper.kill)  # else a failure waits lock_timeout at exit
             async def parent():
