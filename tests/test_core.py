@@ -26,6 +26,20 @@ from aiolog._queue import CHUNK_RECORDS
 from .conftest import lines, numbers, run_script, size_set
 
 
+class StuckStream(io.StringIO):
+    """A stream whose write() waits until released: a sink that stopped taking data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(60)
+        return super().write(text)
+
+
 class TestDelivery:
     async def test_loop_and_threads_each_record_exactly_once_in_order(self, tmp_path: Path) -> None:
         """Records from the loop and from 4 threads all arrive once, whole, per logger in order."""
@@ -73,26 +87,20 @@ class TestDelivery:
 
     async def test_emit_does_not_wait_for_a_stalled_sink(self) -> None:
         """While the sink's write is stuck, logging returns and other tasks keep running."""
-        release = threading.Event()
-        entered = threading.Event()
-
-        class StuckStream(io.StringIO):
-            def write(self, text: str) -> int:
-                entered.set()
-                release.wait(10)
-                return super().write(text)
-
         stream = StuckStream()
         await aiolog.configure(handlers=[aiolog.AsyncStreamHandler(stream)])
+        # Only this watchdog would free the sink; had a log call waited for the sink, the
+        # watchdog would have fired first and the assertion below would fail.
+        watchdog = threading.Timer(60, stream.release.set)
+        watchdog.start()
         logging.getLogger("a").warning("first")
-        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
-        ticks = 0
+        assert await asyncio.to_thread(stream.entered.wait, 60)
         for i in range(200):  # the sink is stuck during all of these
             logging.getLogger("a").warning("more %d", i)
             await asyncio.sleep(0)
-            ticks += 1
-        assert ticks == 200 and not release.is_set()
-        release.set()
+        assert not stream.release.is_set(), "a log call waited for the stuck sink"
+        watchdog.cancel()
+        stream.release.set()
         await aiolog.flush()
         assert stream.getvalue().count("more") == 200
 
@@ -326,20 +334,6 @@ class TestWithoutALoop:
                 asyncio.run(main())
         """, loop)
         assert numbers(tmp_path / "app.log", "n ") == list(range(20000))
-
-
-class StuckStream(io.StringIO):
-    """A stream whose write() waits until released: a sink that stopped taking data."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def write(self, text: str) -> int:
-        self.entered.set()
-        self.release.wait(60)
-        return super().write(text)
 
 
 class TestOverflow:
