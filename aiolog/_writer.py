@@ -23,7 +23,8 @@ class Writer:
         self.sink = sink
         self.queue = RecordQueue(max_queue, overflow)
         self.owner = ChunkOwner(self.queue, sink, self.name, self._after_rotation)
-        self.compressions = Compressions(sink, self.owner) if isinstance(sink, FileSink) else None
+        self.compressions = (Compressions(sink, self.owner)
+                             if isinstance(sink, FileSink) and sink.compress else None)
         self.users = 0  # handlers sharing this writer
         self.options: dict[str, object] = {}  # what a file writer was opened with
         self.closed = False
@@ -103,7 +104,7 @@ class Writer:
     # -- rotation follow-up, stats -------------------------------------------------------------
 
     def _after_rotation(self) -> None:
-        if self.compressions is not None and self.sink.compress:  # type: ignore[attr-defined]
+        if self.compressions is not None:
             self.compressions.request()
 
     def stats(self) -> dict[str, int]:
