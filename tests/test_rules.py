@@ -3,23 +3,26 @@ fails a test (found by mutation testing with mutmut, issue 11)."""
 
 from __future__ import annotations
 
+import calendar
+import gzip
 import logging
+import logging.handlers
 import os
+import re
+import threading
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-import aiolog
 from aiolog import _rotation
-from aiolog._format import FastFormatter, fast_equivalent
-from aiolog._lock import Holder, Lockfile, pid_namespace, process_start_time
+from aiolog._format import FastFormatter
+from aiolog._lock import Lockfile, pid_namespace, process_start_time
 
-from .conftest import lines
 
 HOST = socket.gethostname()
 NAMESPACE = pid_namespace()
@@ -52,23 +55,53 @@ def dead_pid() -> tuple[int, int]:
     return proc.pid, start
 
 
-_on_open: list[tuple[str, object]] = []
+# (audit event, its first argument, what to do just before it happens), armed by one test.
+_armed: list[tuple[str, str, Callable[[], None]]] = []
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
-    # One process-wide hook (audit hooks cannot be removed); it acts only while a test armed it.
-    if event == "open" and _on_open and args[0] == _on_open[0][0]:
-        _, action = _on_open.pop()
-        action()  # type: ignore[operator]
+    # One process-wide hook (audit hooks cannot be removed); it acts only while a test armed it,
+    # once, in the thread about to make the call: the real interleaving, no mocks.
+    if _armed and event == _armed[0][0] and args and args[0] == _armed[0][1]:
+        _armed.pop()[2]()
 
 
 sys.addaudithook(_audit)
 
 
+@pytest.fixture
+def before() -> Iterator[Callable[[str, str, Callable[[], None]], None]]:
+    """Run an action just before the next audit event ``event`` on ``path`` (e.g. "open")."""
+    def arm(event: str, path: str, action: Callable[[], None]) -> None:
+        _armed.append((event, path, action))
+    yield arm
+    armed = list(_armed)
+    _armed.clear()
+    assert not armed, "the armed event never happened"
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+
+
+@pytest.fixture
+def berlin() -> Iterator[None]:
+    """Local time is Europe/Berlin (UTC+1, +2 in summer) for this test."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
 class TestLock:
     def test_a_stale_lock_retaken_meanwhile_is_not_broken(
-            self, tmp_path: Path, dead_pid: tuple[int, int],
-            sleeper: subprocess.Popen[bytes]) -> None:
+            self, tmp_path: Path, dead_pid: tuple[int, int], sleeper: subprocess.Popen[bytes],
+            before: Callable[[str, str, Callable[[], None]], None]) -> None:
         """A lock judged stale is unlinked only if, under the break guard, it is still the same
         file with the same content: one another process took in the meantime survives."""
         path = tmp_path / "app.log.lock"
@@ -80,13 +113,91 @@ class TestLock:
             write_lock(path, sleeper.pid, process_start_time(sleeper.pid), token="feedfeed")
 
         # Runs at the real moment: just before our breaker creates its guard file.
-        _on_open.append((str(path) + ".break", successor_takes_it))
-        try:
-            assert not Lockfile(str(path), timeout=600).acquire()
-        finally:
-            _on_open.clear()
+        before("open", str(path) + ".break", successor_takes_it)
+        assert not Lockfile(str(path), timeout=600).acquire()
         assert path.read_text().split()[4] == "feedfeed"
         assert not (tmp_path / "app.log.lock.break").exists()
+
+    def test_a_stale_lock_rewritten_in_place_is_not_broken(
+            self, tmp_path: Path, dead_pid: tuple[int, int], sleeper: subprocess.Popen[bytes],
+            before: Callable[[str, str, Callable[[], None]], None]) -> None:
+        """Same inode is not enough (ext4 reuses a freed inode number at once): a lock whose
+        content changed since it was judged stale is left alone."""
+        path = tmp_path / "app.log.lock"
+        write_lock(path, *dead_pid)
+
+        def successor_on_the_same_inode() -> None:
+            with open(path, "r+") as f:
+                f.truncate()
+                f.write(f"{sleeper.pid} {process_start_time(sleeper.pid)} {HOST} {NAMESPACE} "
+                        "feedfeed\n")
+
+        before("open", str(path) + ".break", successor_on_the_same_inode)
+        assert not Lockfile(str(path), timeout=600).acquire()
+        assert path.read_text().split()[4] == "feedfeed"
+
+    def test_a_busy_guard_makes_acquire_fail_quietly_and_an_abandoned_one_is_cleared(
+            self, tmp_path: Path, dead_pid: tuple[int, int]) -> None:
+        """While another breaker's guard exists, acquire() returns False (never raises); a guard
+        older than lock_timeout (its breaker died) is removed, so the stale lock is broken."""
+        path = tmp_path / "app.log.lock"
+        guard = tmp_path / "app.log.lock.break"
+        write_lock(path, *dead_pid)
+        guard.write_text("")
+        lock = Lockfile(str(path), timeout=600)
+        assert not lock.acquire()
+        assert guard.exists() and path.exists()
+        then = time.time() - 3600
+        os.utime(guard, (then, then))
+        assert not lock.acquire()  # this attempt clears the abandoned guard
+        assert not guard.exists()
+        assert lock.acquire()
+        assert path.read_text().split()[0] == str(os.getpid())
+        lock.release()
+        assert not path.exists()
+
+    def test_a_dead_pid_on_another_host_proves_nothing(
+            self, tmp_path: Path, dead_pid: tuple[int, int]) -> None:
+        """A fresh lock naming another host is kept even if its pid is free here (and even with
+        our pid namespace inode, which another host can have too)."""
+        path = tmp_path / "app.log.lock"
+        write_lock(path, *dead_pid, host="elsewhere")
+        assert not Lockfile(str(path), timeout=600).acquire()
+        assert path.read_text().split()[2] == "elsewhere"
+
+    def test_checking_a_live_holder_does_not_signal_it(
+            self, tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+        """Looking whether a holder lives (kill with signal 0) sends it nothing: it keeps running."""
+        path = tmp_path / "app.log.lock"
+        write_lock(path, sleeper.pid, process_start_time(sleeper.pid))
+        assert not Lockfile(str(path), timeout=600).acquire()
+        with pytest.raises(subprocess.TimeoutExpired):
+            sleeper.wait(timeout=1)
+
+    def test_start_time_is_field_22_even_when_the_command_name_has_parentheses(
+            self) -> None:
+        """A process named 'a) b c' (names may hold ') ' and spaces) still reads its start time
+        from field 22, counted from the last ')'; an unknown pid reads 0 (unknown), never a
+        value that could differ from a holder's."""
+        child = subprocess.Popen([sys.executable, "-c", """
+import sys, time
+with open("/proc/self/stat") as f:
+    start = f.read().split()[21]  # the name is still plain here
+with open("/proc/self/comm", "w") as f:
+    f.write("a) b c (d) e")
+print(start, flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+        try:
+            start = int(child.stdout.readline())  # type: ignore[union-attr]
+            with open(f"/proc/{child.pid}/stat") as f:
+                assert ") b c (d) e)" in f.read()
+            assert process_start_time(child.pid) == start > 0
+        finally:
+            child.kill()
+            child.communicate(timeout=60)
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        assert process_start_time(pid_max + 1) == 0
 
 
 class TestRotation:
@@ -102,6 +213,200 @@ class TestRotation:
         assert target == str(tmp_path / "app.log.2024-07-04")
         assert sorted(p.name for p in tmp_path.iterdir()) == [
             "app.log.2024-07-03.1", "app.log.2024-07-04", "app.log.lock", "other.log.2024-06-01"]
+
+    def test_time_retention_orders_free_names_by_number(self, tmp_path: Path) -> None:
+        """Within one interval, .10 is newer than .9 (numbers, not text), and the dated name
+        without a number is the oldest of its interval."""
+        base = tmp_path / "app.log"
+        for name in ["app.log.2024-07-03.10", "app.log.2024-07-03.9", "app.log.2024-07-03",
+                     "app.log.2024-07-02.3.gz"]:
+            (tmp_path / name).write_text(name)
+        base.write_text("current\n")
+        assert _rotation.rotate_by_time(str(base), "2024-07-04", 3, DAY) == str(
+            tmp_path / "app.log.2024-07-04")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "app.log.2024-07-03.10", "app.log.2024-07-03.9", "app.log.2024-07-04"]
+
+    def test_retention_keeps_the_newest_when_one_interval_rotates_many_times(
+            self, tmp_path: Path) -> None:
+        """Size rotations within one time interval (max_bytes with when) and backup_count=2:
+        each rotation keeps the 2 newest files, never deletes the one it just made."""
+        base = tmp_path / "app.log"
+        for n in range(1, 7):
+            base.write_text(f"r{n}\n")
+            _rotation.rotate_by_time(str(base), "2024-07-03", 2, DAY)
+            kept = sorted(p.read_text() for p in tmp_path.iterdir())
+            assert kept == [f"r{i}\n" for i in range(max(1, n - 1), n + 1)], n
+
+    def test_time_retention_with_fewer_backups_than_backup_count_deletes_nothing(
+            self, tmp_path: Path) -> None:
+        """backup_count=5 with two backups on disk deletes none of them."""
+        base = tmp_path / "app.log"
+        (tmp_path / "app.log.2024-07-01").write_text("a")
+        base.write_text("b")
+        _rotation.rotate_by_time(str(base), "2024-07-02", 5, DAY)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "app.log.2024-07-01", "app.log.2024-07-02"]
+
+    def test_a_taken_name_gets_the_first_free_number(self, tmp_path: Path) -> None:
+        """Rotating into an existing name picks .1 when it is free, and skips a number taken
+        by a compressed file."""
+        base = tmp_path / "app.log"
+        (tmp_path / "app.log.2024-07-06").write_text("earlier\n")
+        base.write_text("current\n")
+        assert _rotation.rotate_by_time(str(base), "2024-07-06", 0, DAY) == str(
+            tmp_path / "app.log.2024-07-06.1")
+        (tmp_path / "app.log.2024-07-06.1").rename(tmp_path / "app.log.2024-07-06.1.gz")
+        base.write_text("later\n")
+        assert _rotation.rotate_by_time(str(base), "2024-07-06", 0, DAY) == str(
+            tmp_path / "app.log.2024-07-06.2")
+        assert (tmp_path / "app.log.2024-07-06").read_text() == "earlier\n"
+
+    def test_size_rotation_never_overwrites_a_dot_1_that_appears_meanwhile(
+            self, tmp_path: Path, before: Callable[[str, str, Callable[[], None]], None]) -> None:
+        """If app.log.1 exists when the base is moved (it appeared after the shift), the base
+        goes to a free name and both files are kept."""
+        base = tmp_path / "app.log"
+        base.write_text("current\n")
+        (tmp_path / "app.log.1").write_text("older\n")
+        # Just before the base is linked to .1 (after .1 was shifted to .2), a stray .1 appears.
+        before("os.link", str(base), lambda: (tmp_path / "app.log.1").write_text("stray\n"))
+        target = _rotation.rotate_by_size(str(base), backup_count=0)
+        assert target == str(tmp_path / "app.log.1.1")
+        assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+            "app.log.1": "stray\n", "app.log.1.1": "current\n", "app.log.2": "older\n"}
+
+    def test_without_hard_links_a_rename_still_never_replaces(self, tmp_path: Path) -> None:
+        """Where link() is refused (here: a directory, which cannot be hard-linked, as on a file
+        system without hard links), link_no_replace renames only onto a free name."""
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "inside").write_text("x")
+        taken = tmp_path / "taken"
+        taken.write_text("keep")
+        assert _rotation.link_no_replace(str(src), str(taken)) is False
+        assert taken.read_text() == "keep" and (src / "inside").exists()
+        assert _rotation.link_no_replace(str(src), str(tmp_path / "free")) is True
+        assert (tmp_path / "free" / "inside").read_text() == "x" and not src.exists()
+
+    def test_compression_waits_for_a_late_chunk_and_keeps_it(self, tmp_path: Path) -> None:
+        """A writer holding the shared flock on a just-rotated file (its look at the path, then
+        its write) makes the compressor wait; the late chunk is in the .gz, the plain file gone."""
+        base = tmp_path / "app.log"
+        rotated = tmp_path / "app.log.1"
+        rotated.write_bytes(b"early\n")
+        fd = os.open(rotated, os.O_WRONLY | os.O_APPEND)
+        try:
+            _rotation.flock(fd, exclusive=False)  # the writer looked at the path: still ours
+            lock = Lockfile(str(base) + ".lock", timeout=60)
+            compressor = threading.Thread(
+                target=_rotation.compress_backups, args=(str(base), r"\d+", lock))
+            compressor.start()
+            compressor.join(timeout=1)  # give it every chance to run ahead (it must not)
+            os.write(fd, b"late\n")
+            _rotation.flock(fd, exclusive=None)
+            compressor.join(timeout=60)
+            assert not compressor.is_alive()
+        finally:
+            os.close(fd)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["app.log.1.gz"]
+        assert gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()) == b"early\nlate\n"
+
+    def test_compression_keeps_a_plain_file_whose_gz_name_is_taken(self, tmp_path: Path) -> None:
+        """A .gz of that name already exists: the plain file stays, nothing is overwritten,
+        and other backups are still compressed."""
+        base = tmp_path / "app.log"
+        (tmp_path / "app.log.1").write_text("one\n")
+        (tmp_path / "app.log.1.gz").write_bytes(gzip.compress(b"other\n"))
+        (tmp_path / "app.log.2").write_text("two\n")
+        _rotation.compress_backups(str(base), r"\d+", Lockfile(str(base) + ".lock", timeout=60))
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "app.log.1", "app.log.1.gz", "app.log.2.gz"]
+        assert gzip.decompress((tmp_path / "app.log.1.gz").read_bytes()) == b"other\n"
+        assert gzip.decompress((tmp_path / "app.log.2.gz").read_bytes()) == b"two\n"
+        assert (tmp_path / "app.log.1").read_text() == "one\n"
+
+
+class TestTimePolicy:
+    @pytest.mark.parametrize("when,interval,start,following", [
+        ("S", 1, utc(2023, 11, 14, 22, 13, 23), utc(2023, 11, 14, 22, 13, 24)),
+        ("S", 7, utc(2023, 11, 14, 22, 13, 21), utc(2023, 11, 14, 22, 13, 28)),
+        ("M", 1, utc(2023, 11, 14, 22, 13), utc(2023, 11, 14, 22, 14)),
+        ("H", 1, utc(2023, 11, 14, 22), utc(2023, 11, 14, 23)),
+        ("H", 5, utc(2023, 11, 14, 20), utc(2023, 11, 15, 1)),
+        ("D", 1, utc(2023, 11, 14), utc(2023, 11, 15)),
+        ("D", 3, utc(2023, 11, 13), utc(2023, 11, 16)),
+        ("MIDNIGHT", 1, utc(2023, 11, 14), utc(2023, 11, 15)),
+        ("MIDNIGHT", 3, utc(2023, 11, 13), utc(2023, 11, 16)),
+        ("W0", 1, utc(2023, 11, 13), utc(2023, 11, 20)),
+        ("W1", 1, utc(2023, 11, 14), utc(2023, 11, 21)),
+        ("W6", 4, utc(2023, 11, 12), utc(2023, 11, 19)),  # weekly ignores interval
+    ])
+    def test_utc_boundaries_are_multiples_of_the_interval(
+            self, when: str, interval: int, start: float, following: float) -> None:
+        """In UTC, an interval starts at a multiple of its length from the epoch (weeks on their
+        weekday), the same in every process, and the next boundary is one interval later."""
+        policy = _rotation.TimePolicy.parse(when.lower(), interval, True)
+        t = utc(2023, 11, 14, 22, 13, 23) + 0.5  # a Tuesday
+        assert policy.interval_start(t) == start
+        assert policy.next_boundary(t) == following
+        assert policy.next_boundary(following) > following  # a boundary opens the next one
+
+    @pytest.mark.parametrize("when", ["MIDNIGHT", "W0", "W2", "W6"])
+    @pytest.mark.parametrize("moment", [
+        (2024, 3, 30, 23, 30), (2024, 3, 31, 1, 0), (2024, 3, 31, 12, 0),  # spring forward
+        (2024, 10, 26, 23, 30), (2024, 10, 27, 2, 30), (2024, 10, 27, 23, 59),  # fall back
+        (2024, 7, 3, 0, 0), (2024, 7, 3, 12, 0),
+    ])
+    def test_local_midnight_and_weekly_boundaries_are_local_midnights(
+            self, berlin: None, when: str, moment: tuple[int, ...]) -> None:
+        """In local time, across daylight-saving changes too, an interval starts at the local
+        midnight (of its weekday) at or before t and the next boundary is the next such one."""
+        t = time.mktime((*moment, 0, 0, 0, -1)) + 0.25
+        policy = _rotation.TimePolicy.parse(when, 1, False)
+        start, following = policy.interval_start(t), policy.next_boundary(t)
+        days = 1 if when == "MIDNIGHT" else 7
+        for edge in (start, following):
+            local = time.localtime(edge)
+            assert local[3:6] == (0, 0, 0), time.ctime(edge)
+            if when != "MIDNIGHT":
+                assert local.tm_wday == int(when[1])
+        assert start <= t < following
+        assert following - start in (days * 86400 - 3600, days * 86400, days * 86400 + 3600)
+
+    def test_local_hours_follow_the_local_clock(self, berlin: None) -> None:
+        """when='H' in Berlin summer time (UTC+2) with interval 5 starts at local 20:00 for
+        local 22:13, not at a UTC multiple."""
+        policy = _rotation.TimePolicy.parse("H", 5, False)
+        t = time.mktime((2023, 7, 14, 22, 13, 23, 0, 0, -1))
+        start = policy.interval_start(t)
+        assert time.localtime(start)[:6] == (2023, 7, 14, 20, 0, 0)
+        assert policy.suffix(t) == "2023-07-14_20"
+
+    @pytest.mark.parametrize("when,suffix", [
+        ("S", "2023-11-14_22-13-23"), ("M", "2023-11-14_22-13"), ("H", "2023-11-14_22"),
+        ("D", "2023-11-14"), ("MIDNIGHT", "2023-11-14"), ("W0", "2023-11-13"),
+    ])
+    def test_suffixes_name_the_interval_start_as_the_stdlib_does(
+            self, when: str, suffix: str) -> None:
+        """Backups are named by their interval's start, in TimedRotatingFileHandler's formats,
+        and the pattern used to find them matches exactly those names."""
+        policy = _rotation.TimePolicy.parse(when, 1, True)
+        assert policy.suffix(utc(2023, 11, 14, 22, 13, 23) + 0.5) == suffix
+        assert re.fullmatch(policy.suffix_pattern(), suffix)
+        assert not re.fullmatch(policy.suffix_pattern(), suffix + "0")
+
+    @pytest.mark.parametrize("when,interval", [
+        ("X", 1), ("W7", 1), ("midnightx", 1), ("S", 0), ("S", -1), ("S", True), ("S", 1.0)])
+    def test_bad_settings_are_refused(self, when: str, interval: object) -> None:
+        """An unknown when or an interval that is not a positive integer raises ValueError."""
+        with pytest.raises(ValueError):
+            _rotation.TimePolicy.parse(when, interval, False)  # type: ignore[arg-type]
+
+    def test_weekly_ignores_interval_and_names_are_case_blind(self) -> None:
+        """'w3' with interval 9 is 'W3' with interval 1, as TimedRotatingFileHandler does."""
+        assert _rotation.TimePolicy.parse("w3", 9, True) == _rotation.TimePolicy("W3", 1, True)
+        assert _rotation.TimePolicy.parse("h", 9, False) == _rotation.TimePolicy("H", 9, False)
 
 
 class TestFormat:
