@@ -375,13 +375,13 @@ class TestTimePolicy:
         assert following - start in (days * 86400 - 3600, days * 86400, days * 86400 + 3600)
 
     def test_local_hours_follow_the_local_clock(self, berlin: None) -> None:
-        """when='H' in Berlin summer time (UTC+2) with interval 5 starts at local 20:00 for
-        local 22:13, not at a UTC multiple."""
-        policy = _rotation.TimePolicy.parse("H", 5, False)
+        """when='H' in Berlin summer time (UTC+2) starts at local 22:00 for local 22:13 (20:00
+        UTC) and names the backup by the local hour; utc=True uses the UTC hour."""
         t = time.mktime((2023, 7, 14, 22, 13, 23, 0, 0, -1))
-        start = policy.interval_start(t)
-        assert time.localtime(start)[:6] == (2023, 7, 14, 20, 0, 0)
-        assert policy.suffix(t) == "2023-07-14_20"
+        local = _rotation.TimePolicy.parse("H", 1, False)
+        assert time.gmtime(local.interval_start(t))[:6] == (2023, 7, 14, 20, 0, 0)
+        assert local.suffix(t) == "2023-07-14_22"
+        assert _rotation.TimePolicy.parse("H", 1, True).suffix(t) == "2023-07-14_20"
 
     @pytest.mark.parametrize("when,suffix", [
         ("S", "2023-11-14_22-13-23"), ("M", "2023-11-14_22-13"), ("H", "2023-11-14_22"),
