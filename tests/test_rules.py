@@ -416,8 +416,49 @@ class TestFormat:
         theirs = logging.Formatter("%(asctime)s %(message)s")
         ours = FastFormatter("%(asctime)s %(message)s")
         base = 1_700_000_000
-        for created in [base + 0.25, base + 1.25, base + 0.25, base + 7200.25]:
+        for created in [base + 0.25, base + 1.25, base + 1.25, base + 0.25, base + 7200.25]:
             record = logging.makeLogRecord({"msg": "m"})
             record.created = created
             record.msecs = 250.0
             assert ours.format(record) == theirs.format(record)
+
+    def test_a_custom_converter_is_never_served_from_the_per_second_cache(self) -> None:
+        """A converter other than localtime/gmtime (here: half a second ahead) may change the
+        date within one second: every record gets what logging.Formatter writes."""
+        def ahead(t: float | None) -> time.struct_time:
+            return time.gmtime((t or 0) + 0.5)
+
+        for datefmt in [None, "%H:%M:%S"]:
+            theirs = logging.Formatter("%(asctime)s %(message)s", datefmt)
+            ours = FastFormatter("%(asctime)s %(message)s", datefmt)
+            theirs.converter = ours.converter = ahead  # type: ignore[method-assign]
+            for created in [1_700_000_000.2, 1_700_000_000.7, 1_700_000_000.9]:
+                record = logging.makeLogRecord({"msg": "m"})
+                record.created = created
+                record.msecs = round((created % 1) * 1000, 3)
+                assert ours.format(record) == theirs.format(record)
+
+    @pytest.mark.parametrize("fmt,datefmt,style", [
+        ("{asctime} {message}", "%d/%m %H", "{"),
+        ("${asctime} ${message}", "%H.%M", "$"),
+        ("100%% %(asctime)s %(message)s", None, "%"),
+        ("%(message)s %%(not a field)s", None, "%"),
+    ])
+    def test_styles_datefmt_and_literal_percent_match_the_stdlib(
+            self, fmt: str, datefmt: str | None, style: str) -> None:
+        """Brace and dollar styles use the datefmt, and a literal '%%' stays one '%', exactly as
+        logging.Formatter writes them."""
+        theirs = logging.Formatter(fmt, datefmt, style=style)  # type: ignore[arg-type]
+        ours = FastFormatter(fmt, datefmt, style=style)  # type: ignore[arg-type]
+        record = logging.makeLogRecord({"msg": "m %d", "args": (1,)})
+        record.created, record.msecs = 1_700_000_000.5, 500.0
+        assert ours.format(record) == theirs.format(record)
+
+    def test_a_record_formatted_by_another_handler_first_gets_our_own_asctime(self) -> None:
+        """Two handlers with different datefmts on one logger: the asctime a stdlib formatter
+        left on the record is not reused; each handler writes its own."""
+        record = logging.makeLogRecord({"msg": "m"})
+        record.created, record.msecs = 1_700_000_000.5, 500.0
+        assert logging.Formatter("%(asctime)s", "%H").format(record) == record.asctime
+        assert FastFormatter("%(asctime)s|%(message)s").format(record) == (
+            logging.Formatter("%(asctime)s|%(message)s").format(record))
