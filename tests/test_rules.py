@@ -165,6 +165,51 @@ class TestLock:
         assert not Lockfile(str(path), timeout=600).acquire()
         assert path.read_text().split()[2] == "elsewhere"
 
+    def test_a_dead_pid_in_another_pid_namespace_proves_nothing(
+            self, tmp_path: Path, dead_pid: tuple[int, int]) -> None:
+        """A fresh lock from another pid namespace on this host (a container) is kept even if its
+        pid is free in ours: that pid is not ours to look up."""
+        path = tmp_path / "app.log.lock"
+        write_lock(path, *dead_pid, namespace="1")
+        assert not Lockfile(str(path), timeout=600).acquire()
+        assert path.exists()
+
+    def test_acquire_never_waits_for_another_thread_of_this_process(self, tmp_path: Path) -> None:
+        """While one thread of ours holds the lock, another thread's acquire() returns False at
+        once instead of waiting for its turn."""
+        path = str(tmp_path / "app.log.lock")
+        holder = Lockfile(path, timeout=600)
+        assert holder.acquire()
+        results: list[bool] = []
+        other = threading.Thread(target=lambda: results.append(Lockfile(path, timeout=600).acquire()))
+        try:
+            other.start()
+            other.join(timeout=10)
+            assert not other.is_alive() and results == [False]
+        finally:
+            holder.release()
+            other.join(timeout=30)
+
+    def test_a_lock_that_cannot_be_written_is_removed_by_its_creator(self, tmp_path: Path) -> None:
+        """In this process: when writing the holder line fails (file-size limit 0, as a full disk
+        would), acquire() raises, the empty lock is gone and the next acquire() works."""
+        import resource
+        import signal
+        path = tmp_path / "app.log.lock"
+        lock = Lockfile(str(path), timeout=600)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+        try:
+            with pytest.raises(OSError):
+                lock.acquire()
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, old_handler)
+        assert not path.exists()
+        assert lock.acquire()
+        lock.release()
+
     def test_checking_a_live_holder_does_not_signal_it(
             self, tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
         """Looking whether a holder lives (kill with signal 0) sends it nothing: it keeps running."""
