@@ -499,6 +499,12 @@ class TestFormat:
         record.created, record.msecs = 1_700_000_000.5, 500.0
         assert ours.format(record) == theirs.format(record)
 
+    def test_defaults_still_apply_when_another_field_comes_from_the_context(self) -> None:
+        """With defaults={'tenant': 'acme'} and a field bound nowhere, the line shows the
+        default for tenant and '-' for the unbound field."""
+        ours = FastFormatter("%(tenant)s %(user)s %(message)s", defaults={"tenant": "acme"})
+        assert ours.format(logging.makeLogRecord({"msg": "m"})) == "acme - m"
+
     def test_a_record_formatted_by_another_handler_first_gets_our_own_asctime(self) -> None:
         """Two handlers with different datefmts on one logger: the asctime a stdlib formatter
         left on the record is not reused; each handler writes its own."""
