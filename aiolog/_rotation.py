@@ -59,14 +59,25 @@ class TimePolicy:
         local = t + offset
         if self.when in _SECONDS:
             period = _SECONDS[self.when] * self.interval
-            return local - local % period - offset
+            return self._to_utc(local - local % period, offset)
         day_start = local - local % 86400
         if self.when == "MIDNIGHT":
             days = int(day_start // 86400)
-            return day_start - (days % self.interval) * 86400 - offset
+            return self._to_utc(day_start - (days % self.interval) * 86400, offset)
         weekday = (int(day_start // 86400) + _EPOCH_MONDAY_OFFSET) % 7
         back = (weekday - int(self.when[1])) % 7
-        return day_start - back * 86400 - offset
+        return self._to_utc(day_start - back * 86400, offset)
+
+    def _to_utc(self, local: float, offset: int) -> float:
+        """The moment a local clock time names, taking the UTC offset in force *then*.
+
+        ``offset`` is the one at ``t``; on a daylight-saving day the interval's start (local
+        midnight) has the other one, and with ``t``'s the start was an hour off: the backup of
+        a spring-forward day was named after the day before.
+        """
+        start = local - offset
+        then = self._offset(start)
+        return start if then == offset else local - then
 
     def next_boundary(self, t: float) -> float:
         """The first boundary after ``t``."""
@@ -142,8 +153,11 @@ def rotate_by_size(path: str, backup_count: int) -> str:
 
 
 def rotate_by_time(path: str, suffix: str, backup_count: int, pattern: str) -> str:
-    """Move ``path`` to ``path.<suffix>`` (or a free ``.<suffix>.N``), apply retention."""
-    target = f"{path}.{suffix}"
+    """Move ``path`` to ``path.<suffix>`` (or ``.<suffix>.N`` past the highest N), apply retention."""
+    # Retention takes ``.<suffix>`` as the oldest of its interval and a higher N as newer, so a
+    # new name must sort after every existing one: the first free name would reuse one that
+    # retention deleted and make the newest file the oldest, deleted by this very rotation.
+    target = _name_after(f"{path}.{suffix}")
     if not link_no_replace(path, target):
         target = _free_name(target)
         link_no_replace(path, target)
@@ -153,6 +167,15 @@ def rotate_by_time(path: str, suffix: str, backup_count: int, pattern: str) -> s
         for old, _ in found[: max(0, len(found) - backup_count)]:
             os.unlink(old)
     return target
+
+
+def _name_after(name: str) -> str:
+    """``name`` if neither it nor any ``name.N`` exists (plain or .gz), else ``name.<highest N + 1>``."""
+    directory, base = os.path.split(name)
+    matcher = re.compile(re.escape(base) + r"(?:\.(\d+))?(?:\.gz)?$")
+    numbers = [int(match.group(1) or 0) for match in map(matcher.match, os.listdir(directory or "."))
+               if match]
+    return f"{name}.{max(numbers) + 1}" if numbers else name
 
 
 def _free_name(taken: str) -> str:
