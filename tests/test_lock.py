@@ -134,8 +134,9 @@ class TestLockfile:
         def worker(n: int) -> None:
             lock = Lockfile(path, timeout=60)
             done = 0
-            while done < 300:
+            while done < 200:
                 if not lock.acquire():
+                    time.sleep(0.0001)  # let the holder run
                     continue
                 inside.append(n)
                 if len(inside) > 1:
@@ -172,9 +173,11 @@ class TestLockfile:
         code = (f"import sys, time; from aiolog._lock import Lockfile; "
                 f"assert Lockfile({str(path)!r}, timeout=600).acquire(); "
                 f"print('held', flush=True); time.sleep(60)")
+        # Its own session, so that killing the group also ends the process unshare forked.
         holder = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc",
                                    sys.executable, "-c", code],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True)
         try:
             line = holder.stdout.readline()  # type: ignore[union-attr]
             if line.strip() != "held":
@@ -183,7 +186,7 @@ class TestLockfile:
             assert not Lockfile(str(path), timeout=600).acquire()
             assert path.exists()
         finally:
-            holder.kill()
+            os.killpg(holder.pid, signal.SIGKILL)
             holder.communicate()
 
     def test_a_lock_that_cannot_be_written_is_removed(self, tmp_path: Path) -> None:
