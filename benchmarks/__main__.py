@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import json_lines, report
 from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LATEST = ROOT / "benchmarks" / "latest"  # a plain run's results: ignored by git
 COMMITTED = ROOT / "benchmarks" / "results"  # the run the README quotes
 README = ROOT / "README.md"
-SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed")
+SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json")
 # One run of these is at the mercy of a noisy neighbour on a shared machine: they run --repeats
 # times, each round through every contender in turn so a noisy spell hits all of them alike.
 # (per_call is one distribution of 50,000 calls; its percentiles already absorb a noisy spell.)
@@ -211,8 +211,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              f"from {COMMITTED.relative_to(ROOT)}/results.json")
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3,
-                        help="rounds of the throughput, stall, shared and timed scenarios; "
-                             "medians kept")
+                        help="rounds of the throughput, stall, shared, timed and json "
+                             "scenarios; medians kept")
     parser.add_argument("--max-bytes", type=int, default=1_000_000)
     parser.add_argument("--stall-seconds", type=float, default=3.0)
     parser.add_argument("--stall-rate", type=int, default=5_000, help="records per second")
@@ -223,6 +223,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="how long each process logs into the file rotated every second")
     parser.add_argument("--timed-rate", type=int, default=1_000,
                         help="records per second, per process")
+    parser.add_argument("--json-records", type=int, default=100_000,
+                        help="records per run of the JSON lines scenario")
     args = parser.parse_args(argv)
     if args.quick and args.update_results:
         parser.error("--quick measures nothing: it must not replace the committed results")
@@ -234,6 +236,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.shared_records, args.shared_max_bytes = 300, 4_000
         # Over 1 s, so at least one second boundary (one rotation) falls inside.
         args.timed_seconds, args.timed_rate = 1.2, 200
+        args.json_records = 2_000
     return args
 
 
@@ -265,7 +268,7 @@ def main(argv: list[str]) -> None:
         print(f"redrew the benchmark blocks of {README} and the chart from {COMMITTED}")
         return
     contenders = [c for c in CONTENDERS if c.available() and (not args.only or c.name in args.only)]
-    plan = [(s, round_, c) for s in args.scenarios
+    plan = [(s, round_, c) for s in args.scenarios if s in RUNNERS
             for round_ in range(1, (args.repeats if s in REPEATED else 1) + 1)
             for c in _contenders_for(s, contenders)]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in args.scenarios}
@@ -291,7 +294,13 @@ def main(argv: list[str]) -> None:
         if (Path(work) / STDERR).exists():
             shutil.copy(Path(work) / STDERR, args.out / STDERR)
     results = {scenario: {name: merge_runs(scenario, outcomes) for name, outcomes in by_name.items()}
-               for scenario, by_name in runs.items()}
+               for scenario, by_name in runs.items() if scenario in RUNNERS}
+    if "json" in args.scenarios:  # its own contenders (JSON formatters), rounds interleaved
+        print(f"[json] JSON lines, {args.json_records:,} records x {args.repeats} rounds",
+              flush=True)
+        started = time.monotonic()
+        results["json"] = json_lines.run(args.json_records, args.repeats)
+        spent["json"] = time.monotonic() - started
     settings = {k: v for k, v in vars(args).items() if k not in ("update_results", "update_readme")}
     run = {"name": f"{started_at:%Y-%m-%d %H:%M} UTC at {commit}",
            "started": started_at.isoformat(timespec="seconds"), "commit": commit,

@@ -66,7 +66,8 @@ def _rows(header: list[str], rows: list[list[str]]) -> str:
 
 
 SCENARIO_NAMES = {"throughput": "1", "per_call": "2", "stall": "3", "shared": "4",
-                  "timed": "5 (time rotation)"}
+                  "timed": "5 (time rotation)", "json": "6 (JSON lines)"}
+JSON_BASELINE = "python-json-logger + FileHandler"
 AUDIT_HEADER = ["records", "lost", "duplicated", "torn", "misplaced", "latest s"]
 
 
@@ -136,6 +137,16 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      "a steady rate (records audited and what happened to them, totals over "
                      "the runs; a peer whose calls wait logs fewer)\n"
                      + _rows(["contender", *AUDIT_HEADER], rows))
+    if "json" in results:
+        data = results["json"]
+        base = _get(data.get(JSON_BASELINE), "records_per_s")
+        rows = [[name, r["error"], "", "", ""] if "error" in r else
+                [name, _fmt(r["records_per_s"], ",.0f"), _ratio(r["records_per_s"], base),
+                 _fmt(r["loop_us_per_call"], ".2f"), str(r["lost"])] for name, r in data.items()]
+        parts.append("6. JSON lines: the same records with 3 `extra` and 2 bound context fields, "
+                     "one process (records/s until all are on disk, median of the runs; ratio "
+                     "to python-json-logger on FileHandler; event-loop time per call)\n"
+                     + _rows(["contender", "records/s", "ratio", "loop µs/call", "lost"], rows))
     return "\n\n".join(parts)
 
 

@@ -48,6 +48,8 @@ def test_every_scenario_runs_for_every_installed_contender(tmp_path: Path) -> No
     assert set(results["throughput"]) == set(results["per_call"]) == installed
     assert set(results["timed"]) == {c.name for c in CONTENDERS if c.available() and c.timed}
     assert "no logging" in results["stall"]
+    for name in ("aiolog JSON (orjson)", "aiolog JSON (stdlib json)"):
+        assert results["json"][name]["lost"] == 0 and "error" not in results["json"][name]
     for scenario, by_name in results.items():
         for name, outcome in by_name.items():
             if name in ("aiolog", "aiolog+uvloop"):
