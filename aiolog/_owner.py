@@ -53,7 +53,7 @@ class ChunkOwner:
         self._chunk: Chunk | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._wake_read, self._wake_write = _wake_pipe()
+        self._wake = _WakePipe()
         self._idle = False  # the thread sleeps until woken: a producer must write to the pipe
         self.stopping = False
         self.stopped = False  # no owner thread will run again: callers write themselves
@@ -67,10 +67,7 @@ class ChunkOwner:
         """Called after queueing: make sure someone writes it."""
         if self._idle:
             self._idle = False
-            try:
-                os.write(self._wake_write, b"\0")
-            except (BlockingIOError, OSError):
-                pass  # the pipe is full of wake-ups already, or closed at stop
+            self._wake.set()
         elif self._thread is None:
             self._start()
         elif self.stopped:
@@ -108,6 +105,9 @@ class ChunkOwner:
                     return
                 self._sleep_until_woken()
         finally:
+            # Also when the thread dies of an unexpected error: a producer that still found
+            # it idle would only write to the pipe, and its record would wait for nobody.
+            self._idle = False
             self._holder = 0
             self._right.release()
             self.stopped = True  # from here on, callers write themselves
@@ -129,11 +129,7 @@ class ChunkOwner:
         if self._holder != getattr(self._thread, "ident", None):
             time.sleep(seconds or 0)  # a caller writing itself: nobody wakes it
             return
-        try:
-            select.select([self._wake_read], [], [], seconds)
-            os.read(self._wake_read, 4096)
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._wake.wait(seconds)
 
     def stop(self) -> None:
         """Ask the thread to write everything and end; returns at once."""
@@ -143,10 +139,7 @@ class ChunkOwner:
                 if self._thread is None:
                     self.stopped = self.finished = True
             return
-        try:
-            os.write(self._wake_write, b"\0")
-        except OSError:
-            pass
+        self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
         thread = self._thread
@@ -250,17 +243,60 @@ class ChunkOwner:
     def reset_after_fork(self) -> None:
         # The parent still owns what was queued at the fork; the child writes only its own.
         self.queue.items.clear()
-        for fd in (self._wake_read, self._wake_write):
-            os.close(fd)
+        self._wake.close()
         self._reset()
 
 
-def _wake_pipe() -> tuple[int, int]:
-    read, write = os.pipe()
-    for fd in (read, write):
-        os.set_blocking(fd, False)
-        os.set_inheritable(fd, False)
-    return read, write
+class _WakePipe:
+    """The owner thread sleeps on this pipe; ``set()`` (safe in a signal handler) wakes it.
+
+    Waits with ``poll()``, not ``select()``: ``select()`` refuses descriptors past FD_SETSIZE
+    (1024), which a busy server's new pipe easily gets, and the owner thread died of it.
+    The descriptors are closed only when the pipe can no longer be reached (its owner is
+    garbage): a close at stop could race a producer's ``set()`` and write a byte into whatever
+    file reused the number. Before, they were never closed: two leaked per writer.
+    """
+
+    __slots__ = ("_read", "_write", "_poll")
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+        self._poll = None
+        if hasattr(select, "poll"):
+            self._poll = select.poll()
+            self._poll.register(self._read, select.POLLIN)
+
+    def set(self) -> None:
+        try:
+            os.write(self._write, b"\0")
+        except OSError:
+            pass  # full of wake-ups already (BlockingIOError), or closed
+
+    def wait(self, seconds: float | None) -> None:
+        """Sleep until ``set()`` or ``seconds``, and take the wake-ups."""
+        try:
+            if self._poll is not None:
+                self._poll.poll(None if seconds is None else seconds * 1000)
+            else:
+                select.select([self._read], [], [], seconds)
+            os.read(self._read, 4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        fds, self._read, self._write = (self._read, self._write), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def report(message: str, exc: BaseException | None) -> None:
