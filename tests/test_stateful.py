@@ -43,6 +43,8 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 import aiolog
 
+from .conftest import run_script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
@@ -445,3 +447,48 @@ async def test_a_writer_created_when_descriptors_pass_1024_still_writes(tmp_path
         for fd in filler:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_records_after_shutdown_of_a_writer_that_never_wrote_are_written(
+        tmp_path: Path) -> None:
+    """After shutdown() of a handler that had logged nothing, each record is on disk before
+    the log call returns (the owner thread never started; the caller must write)."""
+    path = tmp_path / "app.log"
+    [handler] = await aiolog.configure(path, format="%(message)s")
+    await asyncio.wait_for(aiolog.shutdown(), WAIT)
+    logging.getLogger("late").warning("after shutdown")
+    assert path.read_text() == "after shutdown\n"
+    assert handler.stats()["written"] == 1 and handler.stats()["queued"] == 0
+
+
+def test_a_record_torn_by_a_given_up_short_write_is_finished_before_the_next(
+        tmp_path: Path) -> None:
+    """A short write given up (closed writer, disk full) leaves part of a line on disk; once
+    space comes back, the rest of that line is written before the next record, so no record
+    is glued to a fragment, and the records count as written."""
+    run_script(tmp_path, """
+        import asyncio, logging, os, resource, signal
+        import aiolog
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        logging.raiseExceptions = False  # the failed tries would print tracebacks
+
+        async def main():
+            [handler] = await aiolog.configure("app.log", format="%(message)s")
+            logging.getLogger("a").warning("zero")
+            await aiolog.shutdown()  # from here on each record is written by its caller
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (5 + 3, limit[1]))
+            logging.getLogger("a").warning("first record")  # 3 bytes go, then EFBIG: given up
+            with open("app.log", "rb") as f:
+                assert f.read() == b"zero\\nfir", "the short write"
+            resource.setrlimit(resource.RLIMIT_FSIZE, limit)  # space comes back
+            logging.getLogger("a").warning("second record")
+            with open("app.log", "rb") as f:
+                content = f.read()
+            assert content == b"zero\\nfirst record\\nsecond record\\n", content
+            stats = handler.stats()
+            assert (stats["written"], stats["errors"], stats["queued"]) == (3, 0, 0), stats
+
+        asyncio.run(main())
+    """)
