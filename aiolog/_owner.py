@@ -81,15 +81,17 @@ class ChunkOwner:
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._thread is not None or self.stopped:
-                return
-            thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
-                                      daemon=True)
-            self._thread = thread
-            try:
-                thread.start()
-            except RuntimeError:  # "can't create new thread at interpreter shutdown"
-                self.stopped = self.finished = True
+            # No early return here: a writer stopped before its thread ever started (closed
+            # or shut down before its first record) must still reach write_here() below, or
+            # every later record would wait in the queue for a thread that never comes.
+            if self._thread is None and not self.stopped:
+                thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
+                                          daemon=True)
+                self._thread = thread
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    self.stopped = self.finished = True
         if self.stopped:
             self.write_here()
 
@@ -100,8 +102,10 @@ class ChunkOwner:
         self._holder = threading.get_ident()
         try:
             while True:
-                self._write_all(patient=not self.stopping)
-                if self.stopping and self._chunk is None and not self.queue.items:
+                gave_up = self._write_all(patient=not self.stopping)
+                # After a give-up the chunk in hand may still hold the rest of a started line
+                # (see _give_up): stopping must not wait for a disk that refuses it.
+                if self.stopping and (self._chunk is None or gave_up) and not self.queue.items:
                     return
                 self._sleep_until_woken()
         finally:
@@ -164,11 +168,11 @@ class ChunkOwner:
             if not self.queue.items:
                 return
 
-    def _write_all(self, *, patient: bool) -> None:
+    def _write_all(self, *, patient: bool) -> bool:
         """Write the chunk in hand, then every queued chunk, until the queue is empty.
 
         Impatient (a stopping writer, or a caller writing itself) gives up a chunk after a few
-        failed tries and counts it, and what is queued behind it, as errors.
+        failed tries and counts it, and what is queued behind it, as errors; returns True then.
         """
         delay = _RETRY_FIRST
         failures = 0
@@ -177,7 +181,7 @@ class ChunkOwner:
             if chunk is None:
                 chunk = self._chunk = self.queue.take(self.sink.encode)
                 if chunk is None:
-                    return
+                    return False
                 self.progress.notify()  # room in the queue
             rotations = self.sink.rotations
             try:
@@ -187,7 +191,7 @@ class ChunkOwner:
                 self._report_failure(chunk)  # inside except: handleError() shows the error
                 if (not patient or self.stopping) and failures >= _ATTEMPTS_WHEN_IMPATIENT:
                     self._give_up()
-                    return
+                    return True
                 self._pause(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
@@ -218,12 +222,29 @@ class ChunkOwner:
         self.progress.notify()
 
     def _give_up(self) -> None:
-        """Count the chunk in hand and everything queued as failed: shutdown must return."""
+        """Count the chunk in hand and everything queued as failed: shutdown must return.
+
+        Except what a short write already put on disk: its whole lines count as written, and
+        the rest of a line it tore stays in hand, so that the next write to the file (once
+        there is space again) finishes that line before anything else. Dropping it would
+        glue the next record onto the fragment and tear a record that was written fine.
+        """
         chunk: Chunk | None = self._chunk
+        if chunk is not None and chunk.offset:
+            whole, cut = chunk.cut_after_started_line()
+            self.written += whole
+            self.errors += cut
+            if not chunk.done:  # a torn line stays in hand; nobody waits for it to finish
+                for mark in chunk.marks:
+                    mark.done = True
+                chunk.marks.clear()
+                chunk = self.queue.take(self.sink.encode)
         while chunk is not None:
-            self._chunk = None
+            if chunk is self._chunk:
+                self._chunk = None
             self._settle(chunk, ok=False)
             chunk = self.queue.take(self.sink.encode)
+        self.progress.notify()
 
     def _report_failure(self, chunk: Chunk) -> None:
         """Tell the handler once per burst, as ``logging`` would; count the rest in stats()."""

@@ -78,6 +78,26 @@ class Chunk:
         i = bisect_right(ends, limit)
         return ends[i - 1] if i and ends[i - 1] > self.offset else None
 
+    def cut_after_started_line(self) -> tuple[int, int]:
+        """Keep what is on disk and the rest of a line a short write tore; drop what follows.
+
+        For a chunk given up after part of it was written. Returns the records whole on disk
+        and the records dropped; ``count`` keeps the torn line's record, counted once it is
+        finished.
+        """
+        ends = self.ends()
+        whole = bisect_right(ends, self.offset)
+        keep = whole if self.at_line_start() else whole + 1
+        notice = 1 if len(self.lines) > self.count else 0  # a leading "dropped N" line
+        records_whole = max(whole - notice, 0)
+        records_kept = max(keep - notice, 0) - records_whole
+        records_cut = self.count - records_whole - records_kept
+        self.lines = self.lines[:keep]
+        self.data = self.data[: ends[keep - 1] if keep else 0]
+        self._ends = ends[:keep]
+        self.count = records_kept
+        return records_whole, records_cut
+
     def next_end(self) -> int:
         """The end of the line that ``offset`` is in (or starts)."""
         ends = self.ends()

@@ -329,6 +329,10 @@ class WriterMachine(RuleBasedStateMachine):
                 assert not thread.is_alive(), f"{thread.name} hangs in a log or flush call"
             if self.handler is None:
                 return
+            if self.give_up_forced:
+                # A record given up mid-line left a fragment on disk; the next record, written
+                # now that there is space, must finish that line before itself.
+                self.log("M", 1, 0)
             self.logger.removeHandler(self.handler)
             self.handler.close()  # drains with a healthy disk
             self.final_check()
