@@ -79,23 +79,27 @@ class Chunk:
         return ends[i - 1] if i and ends[i - 1] > self.offset else None
 
     def cut_after_started_line(self) -> tuple[int, int]:
-        """Keep what is on disk and the rest of a line a short write tore; drop what follows.
+        """Keep only the rest of a line a short write tore (if any); drop everything else.
 
         For a chunk given up after part of it was written. Returns the records whole on disk
-        and the records dropped; ``count`` keeps the torn line's record, counted once it is
-        finished.
+        and the records dropped. What is kept is the torn line alone, rebased (``offset`` is
+        how much of that line is on disk), so a second give-up counts nothing twice; ``count``
+        keeps its record, counted once the line is finished.
         """
         ends = self.ends()
-        whole = bisect_right(ends, self.offset)
-        keep = whole if self.at_line_start() else whole + 1
-        notice = 1 if len(self.lines) > self.count else 0  # a leading "dropped N" line
+        whole = bisect_right(ends, self.offset)  # lines wholly on disk
+        notice = len(self.lines) - self.count  # 1: lines[0] is a "dropped N" line, no record
+        torn = not self.at_line_start()
+        kept = 1 if torn and not (notice and whole == 0) else 0
         records_whole = max(whole - notice, 0)
-        records_kept = max(keep - notice, 0) - records_whole
-        records_cut = self.count - records_whole - records_kept
-        self.lines = self.lines[:keep]
-        self.data = self.data[: ends[keep - 1] if keep else 0]
-        self._ends = ends[:keep]
-        self.count = records_kept
+        records_cut = self.count - records_whole - kept
+        start = ends[whole - 1] if whole else 0
+        end = ends[whole] if torn else start
+        self.lines = self.lines[whole : whole + 1] if torn else []
+        self.data = self.data[start:end]
+        self.offset -= start
+        self._ends = [end - start] if torn else []
+        self.count = kept
         return records_whole, records_cut
 
     def next_end(self) -> int:
