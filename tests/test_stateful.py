@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import gc
+import json
 import logging
 import os
 import re
@@ -32,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +73,10 @@ settings.register_profile(
     "dev", max_examples=int(os.environ.get("AIOLOG_STATEFUL_EXAMPLES", "30")),
     stateful_step_count=int(os.environ.get("AIOLOG_STATEFUL_STEPS", "20")), deadline=None,
     print_blob=True, database=None, suppress_health_check=list(HealthCheck))
+
+# What the runs went through, printed by the child: the parent checks that the faults and the
+# rotations really happened (a machine that never hits them proves nothing).
+EXERCISED: Counter[str] = Counter()
 
 # "<producer> <seq> <padding length> <padding>": a torn or glued line cannot parse.
 LINE = re.compile(r"(M|T\d+) (\d+) (\d+) (x*)")
@@ -304,9 +311,50 @@ class WriterMachine(RuleBasedStateMachine):
         if self.shut:
             self.give_up_forced = True  # records are written synchronously, impatiently
 
+    @precondition(lambda self: not self.limited and not self.shut)
+    @rule(extra=st.integers(1, 4000), pad=PAD)
+    def disk_fills_up_mid_burst(self, extra: int, pad: int) -> None:
+        """The limit falls inside a burst of records: a write returns short, mid-line; we wait
+        (bounded) until a file was cut at the limit, so the next steps run with a torn tail."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            size = 0
+        line = len(f"M 0 {pad} ") + pad + 1  # about: the sequence number grows
+        # Rotation keeps a file within max_bytes, so a limit the file can pass is one line
+        # below it (or inside the single record of a file, for records larger than that).
+        cap = self.max_bytes - line if self.max_bytes > line else line // 2
+        limit = max(min(size + extra, cap), 1)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, self.fsize[1]))
+        self.limited = True
+        self.clean = False
+        self.log("M", 2 * (self.max_bytes // line + 2), pad)  # crosses the limit in any file
+        deadline = time.monotonic() + 2
+        while limit not in self.sizes():
+            if time.monotonic() > deadline:  # e.g. the rotation lock's own write failed first
+                EXERCISED["bursts that cut no file"] += 1
+                break
+            time.sleep(0.005)
+        else:
+            EXERCISED["bursts that cut a file short"] += 1
+
+    def sizes(self) -> set[int]:
+        found = set()
+        for entry in os.scandir(self.dir):
+            try:
+                found.add(entry.stat().st_size)
+            except FileNotFoundError:
+                pass  # the rotation lock, gone meanwhile
+        return found
+
     @precondition(lambda self: self.limited)
     @rule()
     def space_comes_back(self) -> None:
+        with open(self.path, "rb") as current:
+            if current.seek(0, os.SEEK_END):
+                current.seek(-1, os.SEEK_END)
+                if current.read() != b"\n":
+                    EXERCISED["short writes seen on disk"] += 1
         resource.setrlimit(resource.RLIMIT_FSIZE, self.fsize)
         self.limited = False
 
@@ -360,6 +408,9 @@ class WriterMachine(RuleBasedStateMachine):
         stats = self.handler.stats()
         total = sum(self.sent.values())
         on_disk = sum(count for _, _, count in files)
+        EXERCISED["runs"] += 1
+        EXERCISED["runs with rotations"] += stats["rotations"] > 0
+        EXERCISED["runs with records given up"] += stats["errors"] > 0
         assert set(seen) <= set(self.sent)
         if not self.give_up_forced:
             for producer, count in self.sent.items():
@@ -389,6 +440,7 @@ def main() -> None:
         run_state_machine_as_test(WriterMachine)
     finally:
         faulthandler.cancel_dump_traceback_later()
+    print(json.dumps(EXERCISED))
 
 
 def test_random_interleavings_keep_every_record_exactly_once() -> None:
@@ -397,6 +449,9 @@ def test_random_interleavings_keep_every_record_exactly_once() -> None:
     proc = subprocess.run([sys.executable, "-m", "tests.test_stateful"], cwd=ROOT,
                           capture_output=True, text=True, timeout=RUN_LIMIT)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-20000:]
+    exercised = json.loads(proc.stdout.splitlines()[-1])
+    assert exercised["runs with rotations"] and exercised["bursts that cut a file short"], exercised
+    assert "OSError: [Errno 27] File too large" in proc.stderr  # EFBIG after the short write
 
 
 if __name__ == "__main__":
