@@ -54,7 +54,7 @@ class ChunkOwner:
         self._chunk: Chunk | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._wake_read, self._wake_write = _wake_pipe()
+        self._wake = _WakePipe()
         self._idle = False  # the thread sleeps until woken: a producer must write to the pipe
         self.stopping = False
         self.stopped = False  # no owner thread will run again: callers write themselves
@@ -68,10 +68,7 @@ class ChunkOwner:
         """Called after queueing: make sure someone writes it."""
         if self._idle:
             self._idle = False
-            try:
-                os.write(self._wake_write, b"\0")
-            except (BlockingIOError, OSError):
-                pass  # the pipe is full of wake-ups already, or closed at stop
+            self._wake.set()
         elif self._thread is None:
             self._start()
         elif self.stopped:
@@ -86,15 +83,17 @@ class ChunkOwner:
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._thread is not None or self.stopped:
-                return
-            thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
-                                      daemon=True)
-            self._thread = thread
-            try:
-                thread.start()
-            except RuntimeError:  # "can't create new thread at interpreter shutdown"
-                self.stopped = self.finished = True
+            # No early return here: a writer stopped before its thread ever started (closed
+            # or shut down before its first record) must still reach write_here() below, or
+            # every later record would wait in the queue for a thread that never comes.
+            if self._thread is None and not self.stopped:
+                thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
+                                          daemon=True)
+                self._thread = thread
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    self.stopped = self.finished = True
         if self.stopped:
             self.write_here()
 
@@ -105,11 +104,16 @@ class ChunkOwner:
         self._holder = threading.get_ident()
         try:
             while True:
-                self._write_all(patient=not self.stopping)
-                if self.stopping and self._chunk is None and not self.queue.items:
+                gave_up = self._write_all(patient=not self.stopping)
+                # After a give-up the chunk in hand may still hold the rest of a started line
+                # (see _give_up): stopping must not wait for a disk that refuses it.
+                if self.stopping and (self._chunk is None or gave_up) and not self.queue.items:
                     return
                 self._sleep_until_woken()
         finally:
+            # Also when the thread dies of an unexpected error: a producer that still found
+            # it idle would only write to the pipe, and its record would wait for nobody.
+            self._idle = False
             self._holder = 0
             self._right.release()
             self.stopped = True  # from here on, callers write themselves
@@ -131,11 +135,7 @@ class ChunkOwner:
         if self._holder != getattr(self._thread, "ident", None):
             time.sleep(seconds or 0)  # a caller writing itself: nobody wakes it
             return
-        try:
-            select.select([self._wake_read], [], [], seconds)
-            os.read(self._wake_read, 4096)
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._wake.wait(seconds)
 
     def stop(self) -> None:
         """Ask the thread to write everything and end; returns at once."""
@@ -145,10 +145,7 @@ class ChunkOwner:
                 if self._thread is None:
                     self.stopped = self.finished = True
             return
-        try:
-            os.write(self._wake_write, b"\0")
-        except OSError:
-            pass
+        self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
         thread = self._thread
@@ -181,11 +178,11 @@ class ChunkOwner:
         finally:
             here.depth -= 1
 
-    def _write_all(self, *, patient: bool) -> None:
+    def _write_all(self, *, patient: bool) -> bool:
         """Write the chunk in hand, then every queued chunk, until the queue is empty.
 
         Impatient (a stopping writer, or a caller writing itself) gives up a chunk after a few
-        failed tries and counts it, and what is queued behind it, as errors.
+        failed tries and counts it, and what is queued behind it, as errors; returns True then.
         """
         delay = _RETRY_FIRST
         failures = 0
@@ -194,7 +191,7 @@ class ChunkOwner:
             if chunk is None:
                 chunk = self._chunk = self.queue.take(self.sink.encode)
                 if chunk is None:
-                    return
+                    return False
                 self.progress.notify()  # room in the queue
             rotations = self.sink.rotations
             try:
@@ -204,7 +201,7 @@ class ChunkOwner:
                 self._report_failure(chunk)  # inside except: handleError() shows the error
                 if (not patient or self.stopping) and failures >= _ATTEMPTS_WHEN_IMPATIENT:
                     self._give_up()
-                    return
+                    return True
                 self._pause(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
@@ -235,12 +232,29 @@ class ChunkOwner:
         self.progress.notify()
 
     def _give_up(self) -> None:
-        """Count the chunk in hand and everything queued as failed: shutdown must return."""
+        """Count the chunk in hand and everything queued as failed: shutdown must return.
+
+        Except what a short write already put on disk: its whole lines count as written, and
+        the rest of a line it tore stays in hand, so that the next write to the file (once
+        there is space again) finishes that line before anything else. Dropping it would
+        glue the next record onto the fragment and tear a record that was written fine.
+        """
         chunk: Chunk | None = self._chunk
+        if chunk is not None and chunk.offset:
+            whole, cut = chunk.cut_after_started_line()
+            self.written += whole
+            self.errors += cut
+            if not chunk.done:  # a torn line stays in hand; nobody waits for it to finish
+                for mark in chunk.marks:
+                    mark.done = True
+                chunk.marks.clear()
+                chunk = self.queue.take(self.sink.encode)
         while chunk is not None:
-            self._chunk = None
+            if chunk is self._chunk:
+                self._chunk = None
             self._settle(chunk, ok=False)
             chunk = self.queue.take(self.sink.encode)
+        self.progress.notify()
 
     def _report_failure(self, chunk: Chunk) -> None:
         """Tell the handler once per burst, as ``logging`` would; count the rest in stats()."""
@@ -260,17 +274,60 @@ class ChunkOwner:
     def reset_after_fork(self) -> None:
         # The parent still owns what was queued at the fork; the child writes only its own.
         self.queue.items.clear()
-        for fd in (self._wake_read, self._wake_write):
-            os.close(fd)
+        self._wake.close()
         self._reset()
 
 
-def _wake_pipe() -> tuple[int, int]:
-    read, write = os.pipe()
-    for fd in (read, write):
-        os.set_blocking(fd, False)
-        os.set_inheritable(fd, False)
-    return read, write
+class _WakePipe:
+    """The owner thread sleeps on this pipe; ``set()`` (safe in a signal handler) wakes it.
+
+    Waits with ``poll()``, not ``select()``: ``select()`` refuses descriptors past FD_SETSIZE
+    (1024), which a busy server's new pipe easily gets, and the owner thread died of it.
+    The descriptors are closed only when the pipe can no longer be reached (its owner is
+    garbage): a close at stop could race a producer's ``set()`` and write a byte into whatever
+    file reused the number. Before, they were never closed: two leaked per writer.
+    """
+
+    __slots__ = ("_read", "_write", "_poll")
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        for fd in (self._read, self._write):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+        self._poll = None
+        if hasattr(select, "poll"):
+            self._poll = select.poll()
+            self._poll.register(self._read, select.POLLIN)
+
+    def set(self) -> None:
+        try:
+            os.write(self._write, b"\0")
+        except OSError:
+            pass  # full of wake-ups already (BlockingIOError), or closed
+
+    def wait(self, seconds: float | None) -> None:
+        """Sleep until ``set()`` or ``seconds``, and take the wake-ups."""
+        try:
+            if self._poll is not None:
+                self._poll.poll(None if seconds is None else seconds * 1000)
+            else:
+                select.select([self._read], [], [], seconds)
+            os.read(self._read, 4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        fds, self._read, self._write = (self._read, self._write), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def report(message: str, exc: BaseException | None) -> None:

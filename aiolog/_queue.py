@@ -78,6 +78,30 @@ class Chunk:
         i = bisect_right(ends, limit)
         return ends[i - 1] if i and ends[i - 1] > self.offset else None
 
+    def cut_after_started_line(self) -> tuple[int, int]:
+        """Keep only the rest of a line a short write tore (if any); drop everything else.
+
+        For a chunk given up after part of it was written. Returns the records whole on disk
+        and the records dropped. What is kept is the torn line alone, rebased (``offset`` is
+        how much of that line is on disk), so a second give-up counts nothing twice; ``count``
+        keeps its record, counted once the line is finished.
+        """
+        ends = self.ends()
+        whole = bisect_right(ends, self.offset)  # lines wholly on disk
+        notice = len(self.lines) - self.count  # 1: lines[0] is a "dropped N" line, no record
+        torn = not self.at_line_start()
+        kept = 1 if torn and not (notice and whole == 0) else 0
+        records_whole = max(whole - notice, 0)
+        records_cut = self.count - records_whole - kept
+        start = ends[whole - 1] if whole else 0
+        end = ends[whole] if torn else start
+        self.lines = self.lines[whole : whole + 1] if torn else []
+        self.data = self.data[start:end]
+        self.offset -= start
+        self._ends = [end - start] if torn else []
+        self.count = kept
+        return records_whole, records_cut
+
     def next_end(self) -> int:
         """The end of the line that ``offset`` is in (or starts)."""
         ends = self.ends()
