@@ -104,8 +104,9 @@ _ownerships_lock = threading.Lock()
 
 
 def _ownership(path: str) -> _Ownership:
+    # By real path: two spellings of one lock (a symlinked directory) are one lock here too.
     with _ownerships_lock:
-        return _ownerships.setdefault(path, _Ownership())
+        return _ownerships.setdefault(os.path.realpath(path), _Ownership())
 
 
 def reset_after_fork() -> None:

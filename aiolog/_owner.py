@@ -43,17 +43,18 @@ class ChunkOwner:
         self.name = name
         self.progress = Progress()
         self._after_rotation = after_rotation
-        self.written = self.errors = 0
         self._reset()
+        self._start()
 
     def _reset(self) -> None:
-        # Everything bound to threads: fresh at creation and in a forked child.
+        # Everything bound to threads, and the counts: fresh at creation and in a forked child.
+        self.written = self.errors = 0
         self._right = threading.Lock()
         self._holder = 0  # the thread holding _right, so it never waits for itself
         self._writing_here = threading.local()
         self._chunk: Chunk | None = None
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None  # set once it runs
+        self._thread_ident = -1
         self._wake = _WakePipe()
         self._idle = False  # the thread sleeps until woken: a producer must write to the pipe
         self.stopping = False
@@ -65,13 +66,17 @@ class ChunkOwner:
     # -- the producer side -----------------------------------------------------------------
 
     def wake(self) -> None:
-        """Called after queueing: make sure someone writes it."""
+        """Called after queueing: make sure someone writes it. Takes no lock, so a signal
+        handler may call it whatever the code it interrupted was doing."""
         if self._idle:
-            self._idle = False
+            # The byte first, then the flag: a signal handler running in between finds the
+            # flag still set and writes a byte of its own, instead of waiting for a thread
+            # that nobody woke.
             self._wake.set()
-        elif self._thread is None:
-            self._start()
-        elif self.stopped:
+            self._idle = False
+        elif self._thread is None or self.stopped:
+            # No owner thread (yet: a signal handler interrupting its start; or any more):
+            # this caller writes, after what is queued before it.
             self.write_here()
 
     def is_owner_thread(self) -> bool:
@@ -82,26 +87,21 @@ class ChunkOwner:
         return self._thread is not None and not self.stopped
 
     def _start(self) -> None:
-        with self._start_lock:
-            # No early return here: a writer stopped before its thread ever started (closed
-            # or shut down before its first record) must still reach write_here() below, or
-            # every later record would wait in the queue for a thread that never comes.
-            if self._thread is None and not self.stopped:
-                thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
-                                          daemon=True)
-                self._thread = thread
-                try:
-                    thread.start()
-                except RuntimeError:  # "can't create new thread at interpreter shutdown"
-                    self.stopped = self.finished = True
-        if self.stopped:
-            self.write_here()
+        """Start the owner thread: at creation and in a forked child, never on a log call."""
+        thread = threading.Thread(target=self._run, name=f"aiolog-writer {self.name}",
+                                  daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            self.stopped = self.finished = True
+            return
+        self._thread = thread
 
     # -- the owner thread ------------------------------------------------------------------
 
     def _run(self) -> None:
         self._right.acquire()
-        self._holder = threading.get_ident()
+        self._holder = self._thread_ident = threading.get_ident()
         try:
             while True:
                 gave_up = self._write_all(patient=not self.stopping)
@@ -132,7 +132,7 @@ class ChunkOwner:
 
     def _pause(self, seconds: float | None) -> None:
         """Sleep until woken through the pipe (stop, or a record while idle) or ``seconds``."""
-        if self._holder != getattr(self._thread, "ident", None):
+        if self._holder != self._thread_ident:
             time.sleep(seconds or 0)  # a caller writing itself: nobody wakes it
             return
         self._wake.wait(seconds)
@@ -140,17 +140,25 @@ class ChunkOwner:
     def stop(self) -> None:
         """Ask the thread to write everything and end; returns at once."""
         self.stopping = True
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self.stopped = self.finished = True
-            return
-        self._wake.set()
+        if self._thread is None:  # it could not start: callers write already
+            self.stopped = self.finished = True
+        else:
+            self._wake.set()
 
-    def join(self, timeout: float | None = None) -> None:
+    def join(self) -> None:
+        """Wait until the owner thread has ended and no caller is writing."""
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            thread.join()
+        if not self.is_owner_thread():
+            # A caller may still be writing a record it logged during the close: a close()
+            # followed by os.execv must find it whole on disk.
+            with self._right:
+                pass
+
+    def writing(self) -> bool:
+        """Whether anyone (the thread, or a caller) holds the right to write now."""
+        return self._right.locked()
 
     # -- writing: only ever by the holder of _right ----------------------------------------
 
@@ -186,6 +194,7 @@ class ChunkOwner:
         """
         delay = _RETRY_FIRST
         failures = 0
+        rotate = True
         while True:
             chunk = self._chunk
             if chunk is None:
@@ -195,7 +204,7 @@ class ChunkOwner:
                 self.progress.notify()  # room in the queue
             rotations = self.sink.rotations
             try:
-                complete = self.sink.write(chunk)
+                complete = self.sink.write(chunk, rotate=rotate)
             except Exception:
                 failures += 1
                 self._report_failure(chunk)  # inside except: handleError() shows the error
@@ -208,6 +217,12 @@ class ChunkOwner:
             if self.sink.rotations != rotations:
                 self._after_rotation()
             if not complete:  # another process holds the rotation lock
+                if not patient or self.stopping:
+                    # A caller writing itself (the event loop, after shutdown) or an exit
+                    # never waits for another process: this chunk goes into the current
+                    # file, unrotated, and a later writer rotates.
+                    rotate = False
+                    continue
                 if not self.stalled:
                     self.stalled = True
                     self.progress.notify()
@@ -217,6 +232,7 @@ class ChunkOwner:
             self._settle(chunk, ok=True)
             delay = _RETRY_FIRST
             failures = 0
+            rotate = True
 
     def _settle(self, chunk: Chunk, *, ok: bool) -> None:
         if ok:
@@ -269,13 +285,18 @@ class ChunkOwner:
     @property
     def queued(self) -> int:
         chunk = self._chunk
-        return len(self.queue.items) + (chunk.count if chunk is not None else 0)
+        return self.queue.records_waiting() + (chunk.count if chunk is not None else 0)
 
-    def reset_after_fork(self) -> None:
-        # The parent still owns what was queued at the fork; the child writes only its own.
-        self.queue.items.clear()
+    def reset_after_fork(self, *, closed: bool) -> None:
+        # The parent still owns what was queued at the fork, and its counts; the child writes
+        # and counts only its own. A writer closed before the fork stays without a thread.
+        self.queue.reset_after_fork()
         self._wake.close()
         self._reset()
+        if closed:
+            self.stopping = self.stopped = self.finished = True
+        else:
+            self._start()
 
 
 class _WakePipe:

@@ -29,8 +29,8 @@ class Progress:
                 return
             wake()
 
-    def wait(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
-        """Block this thread until ``ready()``; False if ``timeout`` passed first."""
+    def wait(self, ready: Callable[[], bool]) -> None:
+        """Block this thread until ``ready()``."""
         while not ready():
             gate = threading.Lock()
             gate.acquire()
@@ -38,10 +38,8 @@ class Progress:
             # Looked at after registering: a notify() between our first look and the append
             # found no waiter, but what it announced is visible now.
             if ready():
-                return True
-            if not gate.acquire(timeout=-1 if timeout is None else timeout):
-                return ready()
-        return True
+                return
+            gate.acquire()
 
     async def wait_async(self, ready: Callable[[], bool]) -> None:
         """Await ``ready()`` on the running loop; notify() may come from any thread."""

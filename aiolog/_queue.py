@@ -127,6 +127,17 @@ class RecordQueue:
     def full(self) -> bool:
         return len(self.items) >= self.max_queue
 
+    def records_waiting(self) -> int:
+        """Lines in the queue, not counting flush marks (copied at once: list() of a deque
+        runs in C, under the GIL)."""
+        items = list(self.items)
+        return len(items) - sum(type(item) is FlushMark for item in items)
+
+    def reset_after_fork(self) -> None:
+        self.items.clear()
+        self._drops = itertools.count()
+        self._drops_reported = 0
+
     def count_drop(self) -> None:
         next(self._drops)
 

@@ -24,7 +24,7 @@ class Sink(Protocol):
     rotations: int
 
     def encode(self, text: str) -> bytes | str: ...
-    def write(self, chunk: Chunk) -> bool: ...
+    def write(self, chunk: Chunk, *, rotate: bool = True) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -38,7 +38,7 @@ class StreamSink:
     def encode(self, text: str) -> str:
         return text
 
-    def write(self, chunk: Chunk) -> bool:
+    def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
         self.stream.write(chunk.data[chunk.offset :])  # type: ignore[arg-type]
         chunk.offset = len(chunk.data)  # a text stream does not say how much of a failed one went
         flush = getattr(self.stream, "flush", None)
@@ -111,10 +111,11 @@ class FileSink:
     def encode(self, text: str) -> bytes:
         return text.encode(self.encoding, self.errors)
 
-    def write(self, chunk: Chunk) -> bool:
+    def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
         """Write the rest of ``chunk``; False while another process holds the rotation lock.
 
-        Raises ``OSError`` from the disk; ``chunk.offset`` always says how much is on disk.
+        ``rotate=False`` writes it into the current file even when a rollover is due. Raises
+        ``OSError`` from the disk; ``chunk.offset`` always says how much is on disk.
         """
         view = memoryview(chunk.data)  # type: ignore[arg-type]
         while not chunk.done:
@@ -126,7 +127,7 @@ class FileSink:
             _rotation.flock(fd, exclusive=False)
             try:
                 moved = self._moved()
-                end = None if moved else self._piece_end(chunk)
+                end = None if moved else self._piece_end(chunk) if rotate else len(chunk.data)
                 if end is not None:
                     chunk.offset += file.write(view[chunk.offset : end]) or 0
             finally:

@@ -68,8 +68,7 @@ class Writer:
         Returns early while the disk refuses writes; ``stats()["errors"]`` tells what failed.
         """
         mark, owner = self._mark(), self.owner
-        if not owner.is_owner_thread():
-            await owner.progress.wait_async(lambda: mark.done or owner.failing)
+        await owner.progress.wait_async(lambda: mark.done or owner.failing)
 
     def flush_sync(self) -> None:
         """The blocking twin of ``flush()``; safe in a signal handler (see ``_progress``)."""
@@ -84,7 +83,7 @@ class Writer:
         self.closed = True
         owner = self.owner
         owner.stop()
-        await owner.progress.wait_async(lambda: owner.finished)
+        await owner.progress.wait_async(lambda: owner.finished and not owner.writing())
         owner.write_here()  # what came after the owner's last look; closes the sink
         if self.compressions is not None:
             compressions = self.compressions
@@ -121,7 +120,7 @@ class Writer:
         return getattr(self.sink, "path", None) or repr(getattr(self.sink, "stream", self.sink))
 
     def reset_after_fork(self) -> None:
-        self.owner.reset_after_fork()
+        self.owner.reset_after_fork(closed=self.closed)
         if self.compressions is not None:
             self.compressions.reset_after_fork()
 

@@ -22,6 +22,7 @@ import aiolog
 from aiolog._lock import Lockfile, pid_namespace, process_start_time
 
 from .conftest import lines, numbers, run_script, size_set
+from .test_core import StuckStream
 
 
 class TestExitAndLoops:
@@ -192,9 +193,13 @@ class TestFlush:
         proc = run_script(tmp_path, """
             import asyncio, itertools, logging, signal, threading, aiolog
             counter = itertools.count()  # atomic: a handler may interrupt another one
+            flushing = []
             def on_alarm(signum, frame):
                 logging.getLogger("signal").info("n %d", next(counter))
-                aiolog.flush_sync()
+                if not flushing:  # a signal during our flush logs only, so nesting stays 2 deep
+                    flushing.append(1)
+                    aiolog.flush_sync()
+                    flushing.pop()
             async def main():
                 await aiolog.configure("app.log", format="%(name)s %(message)s", max_queue=500)
                 signal.signal(signal.SIGALRM, on_alarm)
@@ -368,3 +373,91 @@ class TestFork:
         records = [line for f in size_set(tmp_path) for line in lines(f)]
         assert [r for r in records if r.startswith("parent")] == [f"parent {i}" for i in range(100)]
         assert records.count("child") == 1
+
+
+class TestReview:
+    """Bugs an independent review of the redesign found, each reproduced first."""
+
+    def test_a_signal_handler_flushing_while_handlers_start_never_deadlocks(
+            self, tmp_path: Path) -> None:
+        """flush_sync() from a plain signal handler firing every millisecond while handlers
+        are created and log their first records (the owner thread starting, the producer in
+        the middle of waking it) never deadlocks, and every record is written."""
+        proc = run_script(tmp_path, """
+            import faulthandler, logging, signal, aiolog
+            faulthandler.dump_traceback_later(100, exit=True)
+            current = []
+            def on_alarm(signum, frame):
+                if current:
+                    current[-1].flush()
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+            for i in range(800):
+                handler = aiolog.AsyncFileHandler(f"f{i % 20}.log")
+                current.append(handler)
+                handler.handle(logging.makeLogRecord({"msg": f"r{i}"}))
+                current.pop()
+                handler.close()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            print("done")
+        """, timeout=120)
+        assert proc.stdout.strip() == "done", proc.stderr
+        written = sorted(line for f in tmp_path.glob("f*.log") for line in lines(f))
+        assert written == sorted(f"r{i}" for i in range(800))
+
+    async def test_after_shutdown_the_loop_never_waits_for_another_process(
+            self, tmp_path: Path) -> None:
+        """After shutdown() a log call on the loop writes synchronously, but when a rotation
+        is due and another live process holds the lock, it writes into the current file
+        instead of waiting for that process."""
+        path = tmp_path / "app.log"
+        lock = tmp_path / "app.log.lock"
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        try:
+            await aiolog.configure(path, format="%(message)s", max_bytes=200, lock_timeout=600)
+            logging.getLogger("a").info("x" * 150)
+            await aiolog.shutdown()
+            lock.write_text(f"{sleeper.pid} {process_start_time(sleeper.pid)} "
+                            f"{socket.gethostname()} {pid_namespace()} token\n")
+            watchdog = threading.Timer(60, lambda: lock.unlink(missing_ok=True))
+            watchdog.start()
+            logging.getLogger("a").info("after shutdown " + "y" * 100)  # due: past max_bytes
+            assert lock.exists(), "a log call on the loop waited for another process's lock"
+            watchdog.cancel()
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        assert lines(path) == ["x" * 150, "after shutdown " + "y" * 100]
+
+    def test_a_child_forked_after_close_writes_its_records_by_itself(
+            self, tmp_path: Path) -> None:
+        """A handler closed before a fork stays closed in the child: the child's records are
+        written synchronously, all of them, though no owner thread runs there."""
+        run_script(tmp_path, """
+            import logging, os, sys, aiolog
+            handler = aiolog.AsyncFileHandler("app.log")
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logging.getLogger().addHandler(handler)
+            handler.close()
+            pid = os.fork()
+            if pid == 0:
+                for i in range(5000):
+                    logging.getLogger("a").warning("child %d", i)
+                sys.exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+        """)
+        assert numbers(tmp_path / "app.log", "child ") == list(range(5000))
+
+    async def test_queued_counts_records_not_flush_marks(self, tmp_path: Path) -> None:
+        """stats()["queued"] counts the records waiting, not the flush() calls waiting."""
+        stream = StuckStream()
+        [handler] = await aiolog.configure(handlers=[aiolog.AsyncStreamHandler(stream)])
+        logging.getLogger("a").warning("first")
+        assert await asyncio.to_thread(stream.entered.wait, 60)
+        logging.getLogger("a").warning("second")
+        flushes = [asyncio.ensure_future(aiolog.flush()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert handler.stats()["queued"] == 2
+        stream.release.set()
+        await asyncio.gather(*flushes)
+        assert handler.stats()["queued"] == 0

@@ -154,6 +154,19 @@ class TestLockfile:
         assert not overlaps
         assert not os.path.exists(path)
 
+    def test_two_spellings_of_one_lock_are_one_lock(self, tmp_path: Path) -> None:
+        """A lock reached through a symlinked directory is the same lock in this process:
+        while one spelling holds it, the other does not judge it stale and break it."""
+        (tmp_path / "real").mkdir()
+        (tmp_path / "link").symlink_to(tmp_path / "real")
+        a = Lockfile(str(tmp_path / "real" / "app.log.lock"), timeout=60)
+        b = Lockfile(str(tmp_path / "link" / "app.log.lock"), timeout=60)
+        assert a.acquire()
+        assert not b.acquire()
+        a.release()
+        assert b.acquire()
+        b.release()
+
     def test_unreadable_holder_is_alive(self, tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
         """Fail closed: a lock naming a start time of 0 (unknown) or an unparsable line is not
         broken while younger than lock_timeout."""

@@ -22,9 +22,9 @@ def trace_writes_and_rotations(events: list[str]) -> None:
     """Observe FileSink without changing what it does: note each write and rotation."""
     write, rotate = FileSink.write, FileSink._rotate
 
-    def traced_write(self: FileSink, chunk: Chunk) -> bool:
+    def traced_write(self: FileSink, chunk: Chunk, *, rotate: bool = True) -> bool:
         events.append(f"write {time.time():.6f} {self._identity[1]}")
-        return write(self, chunk)
+        return write(self, chunk, rotate=rotate)
 
     def traced_rotate(self: FileSink) -> None:
         inode = self._identity[1]
