@@ -65,15 +65,17 @@ class ChunkOwner:
 
     # -- the producer side -----------------------------------------------------------------
 
-    def wake(self) -> None:
+    def wake(self, *, always: bool = False) -> None:
         """Called after queueing: make sure someone writes it. Takes no lock, so a signal
-        handler may call it whatever the code it interrupted was doing."""
-        if self._idle:
-            # The byte first, then the flag: a signal handler running in between finds the
-            # flag still set and writes a byte of its own, instead of waiting for a thread
-            # that nobody woke.
-            self._wake.set()
+        handler may call it whatever the code it interrupted was doing.
+
+        Only the first producer to find the thread idle writes to the pipe. One that is going
+        to wait (``always``: a flush) writes anyway: a signal handler may have interrupted
+        that first producer between clearing the flag and writing its byte.
+        """
+        if self._idle or always and self.running():
             self._idle = False
+            self._wake.set()
         elif self._thread is None or self.stopped:
             # No owner thread (yet: a signal handler interrupting its start; or any more):
             # this caller writes, after what is queued before it.

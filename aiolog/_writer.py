@@ -59,7 +59,7 @@ class Writer:
     def _mark(self) -> FlushMark:
         mark = FlushMark()
         self.queue.items.append(mark)
-        self.owner.wake()
+        self.owner.wake(always=True)
         return mark
 
     async def flush(self) -> None:
