@@ -35,7 +35,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,17 +45,9 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 import aiolog
 
-from .conftest import run_script
+from .conftest import LOOPS, run_script
 
 ROOT = Path(__file__).resolve().parent.parent
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
-try:
-    import uvloop
-except ImportError:  # Windows
-    pass
-else:
-    LOOPS["uvloop"] = uvloop.new_event_loop
 
 # Bounds on every wait: a regression fails the run instead of hanging it.
 WAIT = 30.0
