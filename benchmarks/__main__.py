@@ -113,35 +113,17 @@ def run_stall(c: Contender | None, work: Path, args: argparse.Namespace) -> dict
             reader.communicate()
 
 
-def run_shared(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _processes_on_one_file(scenario: str, c: Contender, work: Path, args: argparse.Namespace,
+                           params: dict[str, Any], sent: list[int] | None = None,
+                           ) -> dict[str, Any]:
+    """``args.processes`` processes start together on one file while a watcher notes each
+    rotation; the records each sent (``sent``, or what each reports) are audited."""
     with tempfile.TemporaryDirectory(dir=work) as run_dir:
         path = os.path.join(run_dir, "app.log")
         watcher = InodeWatcher(path)
         watcher.start()
         start_at = time.time() + 1.0  # all processes imported and opened by then
-        procs = [_workload("shared", c.name, {"path": path, "records": args.shared_records,
-                                               "max_bytes": args.shared_max_bytes,
-                                               "worker": w, "start_at": start_at}, work)
-                 for w in range(args.processes)]
-        try:
-            spans = _results(procs, c.name)
-        finally:
-            watcher.stop()
-        total = args.processes * args.shared_records
-        seconds = max(s["end"] for s in spans) - min(s["start"] for s in spans)
-        return {"records_per_s": total / seconds,
-                **audit(Path(run_dir), [args.shared_records] * args.processes, watcher.left)}
-
-
-def run_timed(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Several processes log at a steady rate into one file that rotates every second."""
-    with tempfile.TemporaryDirectory(dir=work) as run_dir:
-        path = os.path.join(run_dir, "app.log")
-        watcher = InodeWatcher(path)
-        watcher.start()
-        start_at = time.time() + 1.0  # all processes imported and opened by then
-        procs = [_workload("timed", c.name, {"path": path, "seconds": args.timed_seconds,
-                                              "rate": args.timed_rate, "worker": w,
+        procs = [_workload(scenario, c.name, {"path": path, **params, "worker": w,
                                               "start_at": start_at}, work)
                  for w in range(args.processes)]
         try:
@@ -149,9 +131,22 @@ def run_timed(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, A
         finally:
             watcher.stop()
         seconds = max(s["end"] for s in spans) - min(s["start"] for s in spans)
-        sent = [s["sent"] for s in spans]
-        return {"records_per_s": sum(sent) / seconds,
-                **audit(Path(run_dir), sent, watcher.left)}
+        counts = sent if sent is not None else [s["sent"] for s in spans]
+        return {"records_per_s": sum(counts) / seconds,
+                **audit(Path(run_dir), counts, watcher.left)}
+
+
+def run_shared(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    return _processes_on_one_file(
+        "shared", c, work, args,
+        {"records": args.shared_records, "max_bytes": args.shared_max_bytes},
+        sent=[args.shared_records] * args.processes)
+
+
+def run_timed(c: Contender, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Several processes log at a steady rate into one file that rotates every second."""
+    return _processes_on_one_file("timed", c, work, args,
+                                  {"seconds": args.timed_seconds, "rate": args.timed_rate})
 
 
 def _contenders_for(scenario: str, contenders: list[Contender]) -> list[Contender | None]:
