@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable
 
 
 from . import _options
-from ._handler import (DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler,
-                       file_writer_options)
+from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._json import JsonFormatter
 from ._owner import report as _report
 from ._queue import Overflow
@@ -95,7 +94,7 @@ async def configure(
         _options.check_queue(max_queue, overflow)
         if filename is not None:
             path = _options.check_path(filename)
-            file_options = file_writer_options(
+            file_options = dict(
                 max_bytes=max_bytes, when=when, interval=interval, utc=utc,
                 backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
                 encoding="utf-8", errors="backslashreplace")

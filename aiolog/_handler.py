@@ -184,10 +184,9 @@ class AsyncFileHandler(AsyncHandler):
         path = _options.check_path(filename)
         _make_directory(os.path.dirname(path))
         writer = file_writer(
-            path, max_queue=max_queue, overflow=overflow, **file_writer_options(
-                max_bytes=max_bytes, when=when, interval=interval, utc=utc,
-                backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
-                encoding=encoding, errors=errors))
+            path, max_queue=max_queue, overflow=overflow, max_bytes=max_bytes, when=when,
+            interval=interval, utc=utc, backup_count=backup_count, compress=compress,
+            lock_timeout=lock_timeout, encoding=encoding, errors=errors)
         try:
             super().__init__(level)
         except BaseException:
@@ -201,11 +200,6 @@ class AsyncFileHandler(AsyncHandler):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.baseFilename} ({logging.getLevelName(self.level)})>"
-
-
-def file_writer_options(**options: object) -> dict[str, object]:
-    """The options a file's shared writer is opened with (two handlers must agree on them)."""
-    return options
 
 
 def _make_directory(directory: str) -> None:
