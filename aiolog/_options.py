@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any
 
-from ._rotation import TimePolicy
+from .sinks._rotation import TimePolicy
 
 
 def _is_int(value: object) -> bool:

@@ -25,7 +25,7 @@ from typing import Final
 
 from ._progress import Progress
 from ._queue import Chunk, RecordQueue
-from ._sink import Sink
+from .sinks import Sink
 
 _RETRY_FIRST: Final = 0.05  # seconds before the first retry of a failed write
 _RETRY_MAX: Final = 2.0

@@ -8,10 +8,9 @@ import threading
 import weakref
 from typing import TextIO
 
-from . import _lock
 from ._owner import report
 from ._queue import Overflow
-from ._sink import FileSink, StreamSink
+from .sinks import FileSink, StreamSink, _lock
 from ._writer import Writer
 
 _live: weakref.WeakSet[Writer] = weakref.WeakSet()

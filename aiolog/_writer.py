@@ -13,7 +13,7 @@ import threading
 
 from ._owner import ChunkOwner, report
 from ._queue import FlushMark, Item, Overflow, RecordQueue
-from ._sink import FileSink, Sink
+from .sinks import FileSink, Sink
 
 
 class Writer:

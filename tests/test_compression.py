@@ -228,7 +228,7 @@ class TestLateChunk:
         """A writer whose descriptor is still on a just-rotated file is not held up while
         another process gzips that file: it finds the path moved and writes into the new file
         (the compressor waits only for writes already under way)."""
-        from aiolog import _lock, _rotation
+        from aiolog.sinks import _lock, _rotation
 
         path = tmp_path / "app.log"
         _prefill(path, "P9", 100)
@@ -246,7 +246,7 @@ class TestLateChunk:
             rotated = tmp_path / "app.log.1"
             st = rotated.stat()
             compressor = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from aiolog import _rotation, _lock; "
+                [sys.executable, "-c", "import sys; from aiolog.sinks import _rotation, _lock; "
                  "_rotation.compress_backups(sys.argv[1], r'\\d+', "
                  "_lock.Lockfile(sys.argv[1] + '.lock', timeout=60))", str(path)],
                 stderr=subprocess.PIPE, cwd=tmp_path.parent)
@@ -271,11 +271,11 @@ class TestLateChunk:
         """A rotation half done (the file linked to app.log.1, app.log not yet unlinked) is left
         alone by a compressor: a writer may still append to it through the path, and once the
         rotation is done the next sweep gzips it with those lines."""
-        from aiolog import _lock
+        from aiolog.sinks import _lock
 
         path = tmp_path / "app.log"
         _prefill(path, "P9", 100)
-        sweep = [sys.executable, "-c", "import sys; from aiolog import _rotation, _lock; "
+        sweep = [sys.executable, "-c", "import sys; from aiolog.sinks import _rotation, _lock; "
                  "_rotation.compress_backups(sys.argv[1], r'\\d+', "
                  "_lock.Lockfile(sys.argv[1] + '.lock', timeout=60))", str(path)]
         rotation = _lock.Lockfile(f"{path}.lock", timeout=60)
@@ -400,7 +400,7 @@ class TestCompressorsNeverClash:
         data = rotated.read_bytes()
         holder = _SharedFlock(rotated)  # both compressors queue behind it, then go one by one
         holder_dir = tmp_path.parent  # cwd: import the aiolog installed (or on PYTHONPATH)
-        sweep = ("import sys; from aiolog import _rotation, _lock; "
+        sweep = ("import sys; from aiolog.sinks import _rotation, _lock; "
                  "_rotation.compress_backups(sys.argv[1], r'\\d+', "
                  "_lock.Lockfile(sys.argv[1] + '.lock', timeout=10))")
         procs = [subprocess.Popen([sys.executable, "-c", sweep, str(tmp_path / "app.log")],
@@ -477,7 +477,7 @@ class TestCompressorsNeverClash:
 
 PLANTER = r"""
 import os, sys, time
-from aiolog._lock import Lockfile
+from aiolog.sinks._lock import Lockfile
 path, stop = sys.argv[1], sys.argv[2]
 planted, deadline = 0, time.monotonic() + 120
 while not os.path.exists(stop) and time.monotonic() < deadline:

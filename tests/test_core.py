@@ -20,7 +20,7 @@ import pytest
 
 import aiolog
 from aiolog._format import FastFormatter, fast_equivalent
-from aiolog._lock import pid_namespace, process_start_time
+from aiolog.sinks._lock import pid_namespace, process_start_time
 from aiolog._queue import CHUNK_RECORDS
 
 from .conftest import lines, numbers, run_script, size_set

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import aiolog
-from aiolog._lock import Lockfile, pid_namespace, process_start_time
+from aiolog.sinks._lock import Lockfile, pid_namespace, process_start_time
 
 from .conftest import lines, numbers, run_script, size_set
 from .test_core import StuckStream
@@ -341,7 +341,7 @@ class TestFork:
         written by the parent only, once; the child writes only its own."""
         run_script(tmp_path, """
             import asyncio, atexit, logging, os, socket, subprocess, sys, time, aiolog
-            from aiolog._lock import Lockfile, pid_namespace, process_start_time
+            from aiolog.sinks._lock import Lockfile, pid_namespace, process_start_time
             sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
             atexit.register(sleeper.kill)  # else a failure waits lock_timeout at exit
             async def parent():

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import aiolog
-from aiolog._lock import Holder, Lockfile, pid_namespace, process_start_time
+from aiolog.sinks._lock import Holder, Lockfile, pid_namespace, process_start_time
 
 from .conftest import lines
 from .logfiles import check_complete_and_ordered, read_set, start_workers, wait_all
@@ -183,7 +183,7 @@ class TestLockfile:
         if shutil.which("unshare") is None:
             pytest.skip("needs unshare(1)")
         path = tmp_path / "app.log.lock"
-        code = (f"import sys, time; from aiolog._lock import Lockfile; "
+        code = (f"import sys, time; from aiolog.sinks._lock import Lockfile; "
                 f"assert Lockfile({str(path)!r}, timeout=600).acquire(); "
                 f"print('held', flush=True); time.sleep(60)")
         # Its own session, so that killing the group also ends the process unshare forked.
@@ -208,7 +208,7 @@ class TestLockfile:
         path = tmp_path / "app.log.lock"
         proc = subprocess.run([sys.executable, "-c", f"""
 import resource, signal
-from aiolog._lock import Lockfile
+from aiolog.sinks._lock import Lockfile
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
 try:
@@ -226,7 +226,7 @@ except OSError as exc:
         go = time.time() + 1.5
         code = f"""
 import os, sys, time
-from aiolog._lock import Lockfile
+from aiolog.sinks._lock import Lockfile
 lock = Lockfile({str(path)!r}, timeout=60)
 while time.time() < {go}:
     pass
@@ -270,7 +270,7 @@ class TestLockInTheWriter:
         """A process SIGKILLed with the lock held leaves a lock the others break; nothing is lost."""
         lock = tmp_path / "app.log.lock"
         holder = subprocess.Popen([sys.executable, "-c",
-                                   "import os, signal; from aiolog._lock import Lockfile; "
+                                   "import os, signal; from aiolog.sinks._lock import Lockfile; "
                                    f"assert Lockfile({str(lock)!r}, timeout=60).acquire(); "
                                    "os.kill(os.getpid(), signal.SIGKILL)"])
         assert holder.wait() == -signal.SIGKILL

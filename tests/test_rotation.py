@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import aiolog
-from aiolog import _rotation
+from aiolog.sinks import _rotation
 from aiolog._queue import CHUNK_BYTES
 
 from .conftest import lines, run_script
@@ -238,7 +238,7 @@ class TestCompression:
         rotated = tmp_path / "app.log.1"
         data = os.urandom(1 << 20) * 60  # big enough to kill it mid-way
         rotated.write_bytes(data)
-        sweep = ("import sys; from aiolog import _rotation, _lock; "
+        sweep = ("import sys; from aiolog.sinks import _rotation, _lock; "
                  "_rotation.compress_backups(sys.argv[1], r'\\d+', "
                  "_lock.Lockfile(sys.argv[1] + '.lock', timeout=10))")
         proc = subprocess.Popen([sys.executable, "-c", sweep, str(tmp_path / "app.log")])

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from aiolog import _rotation
+from aiolog.sinks import _rotation
 from aiolog._format import FastFormatter
-from aiolog._lock import Lockfile, pid_namespace, process_start_time
+from aiolog.sinks._lock import Lockfile, pid_namespace, process_start_time
 
 
 HOST = socket.gethostname()

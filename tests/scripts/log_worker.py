@@ -13,7 +13,7 @@ import time
 
 import aiolog
 from aiolog._queue import Chunk
-from aiolog._sink import FileSink
+from aiolog.sinks import FileSink
 
 LINE_FORMAT = "%(created).6f %(message)s"
 

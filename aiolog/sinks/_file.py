@@ -1,55 +1,20 @@
-"""Where formatted chunks go: a log file (with the rollover protocol) or a stream.
-
-A sink's methods block; only the chunk's owner calls them (``_owner``), on its own thread.
-"""
+"""The log-file sink: an ``O_APPEND`` file that many processes share, rotate and compress."""
 
 from __future__ import annotations
 
 import io
 import os
 import time
-from typing import Final, Protocol, TextIO
+from typing import Final
 
+from .._queue import Chunk
 from . import _rotation
 from ._lock import Lockfile
-from ._queue import Chunk
 
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 # Coarse kernel clocks stamp a write up to a few ticks before time.time(): a file written just
 # after a boundary must not look as if it belonged to the interval before it.
 _MTIME_SLACK: Final = 0.05
-
-
-class Sink(Protocol):
-    rotations: int
-
-    def encode(self, text: str) -> bytes | str: ...
-    def write(self, chunk: Chunk, *, rotate: bool = True) -> bool: ...
-    def close(self) -> None: ...
-
-
-class StreamSink:
-    """A text stream such as ``sys.stderr``; its blocking writes run off the loop."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.rotations = 0
-
-    def encode(self, text: str) -> str:
-        return text
-
-    def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
-        self.stream.write(chunk.data[chunk.offset :])  # type: ignore[arg-type]
-        chunk.offset = len(chunk.data)  # a text stream does not say how much of a failed one went
-        flush = getattr(self.stream, "flush", None)
-        if flush is not None:
-            flush()
-        return True
-
-    def close(self) -> None:
-        flush = getattr(self.stream, "flush", None)
-        if flush is not None and not getattr(self.stream, "closed", False):
-            flush()
 
 
 class FileSink:

@@ -1,0 +1,13 @@
+"""Where chunks go. Each sink is written only by its writer's owner thread (``aiolog._owner``).
+
+- ``_base``: the ``Sink`` protocol every destination implements.
+- ``_file``: a rotating log file shared by processes, with ``_rotation`` (the rename sequence
+  and compression) and ``_lock`` (the rotation lockfile) beside it.
+- ``_stream``: a text stream (stderr, stdout, a pipe).
+"""
+
+from ._base import Sink
+from ._file import FileSink
+from ._stream import StreamSink
+
+__all__ = ["FileSink", "Sink", "StreamSink"]
