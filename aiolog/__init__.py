@@ -4,11 +4,13 @@ from ._config import configure, flush, flush_sync, install_signal_handlers, shut
 from ._context import ContextFilter, bind, clear_context, context, get_context, unbind
 from ._format import FastFormatter
 from ._handler import AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from ._journald import AsyncJournalHandler
 from ._json import JsonFormatter
 
 __all__ = [
     "AsyncFileHandler",
     "AsyncHandler",
+    "AsyncJournalHandler",
     "AsyncStreamHandler",
     "ContextFilter",
     "FastFormatter",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from . import _options
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from ._journald import AsyncJournalHandler, check_journald
 from ._json import JsonFormatter
 from ._owner import report as _report
 from ._queue import Overflow
@@ -42,6 +43,7 @@ async def configure(
     handlers: Iterable[logging.Handler] | None = None,
     formatter: logging.Formatter | None = None,
     capture: Iterable[str] = (),
+    journald: bool | str | os.PathLike[str] = False,
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -64,6 +66,8 @@ async def configure(
         capture: names of loggers that have handlers of their own and do not propagate
             (``"uvicorn.access"`` under gunicorn): their handlers are removed and they
             propagate to the root logger, so their records reach aiolog too.
+        journald: also log to journald (``AsyncJournalHandler``, its own ``"%(message)s"``
+            format): ``True`` for the system journal, or the socket path of a namespace.
 
     Returns:
         The handlers installed.
@@ -82,6 +86,7 @@ async def configure(
     captured = list(capture)
     if not all(isinstance(name, str) and name for name in captured):
         raise TypeError(f"capture must be logger names, not {captured!r}")
+    journal_socket = check_journald(journald)
     path: str | None = None
     file_options: dict[str, object] = {}
     if handlers is not None:
@@ -119,6 +124,9 @@ async def configure(
     for handler in new:
         if handlers is None or handler.formatter is None:
             handler.setFormatter(formatter)
+    if journal_socket is not None:
+        new.append(AsyncJournalHandler(socket_path=journal_socket, max_queue=max_queue,
+                                       overflow=overflow))
 
     # 4. Swap in one step: every record goes to the old handlers or the new, never to none
     # and never to both (logging reads root.handlers without a lock; assigning the list is

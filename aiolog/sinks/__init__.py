@@ -4,10 +4,12 @@
 - ``_file``: a rotating log file shared by processes, with ``_rotation`` (the rename sequence
   and compression) and ``_lock`` (the rotation lockfile) beside it.
 - ``_stream``: a text stream (stderr, stdout, a pipe).
+- ``_journal``: journald's native socket, one datagram per entry.
 """
 
 from ._base import Sink
 from ._file import FileSink
+from ._journal import JournalSink
 from ._stream import StreamSink
 
-__all__ = ["FileSink", "Sink", "StreamSink"]
+__all__ = ["FileSink", "JournalSink", "Sink", "StreamSink"]

@@ -1,0 +1,130 @@
+"""The journald sink: one datagram per entry on journald's native socket.
+
+Each line in a chunk is one whole native-protocol entry (``aiolog._journald`` builds it on the
+caller, carried as latin-1 text so that the queue stays a queue of strings: one character per
+byte, so ``encode`` gives back exactly the bytes that were built). The chunk's ``offset``
+advances by whole entries only: an entry is sent whole or not at all, and a chunk resumed after
+a failure starts with the first entry not yet taken by the kernel.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import time
+from typing import Final
+
+from .._queue import Chunk
+
+DEFAULT_SOCKET: Final = "/run/systemd/journal/socket"
+# What journald restarting looks like: its socket is gone (ENOENT) or nobody reads it any more
+# (ECONNREFUSED, on a socket still connected to the old one). The entry waits and is resent.
+_WAIT_ERRNOS: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTCONN,
+                                 errno.ECONNRESET, errno.EAGAIN})
+# What an entry too large for one datagram gets (sd_journal_sendv's test): then a memfd.
+_TOO_LARGE_ERRNOS: Final = frozenset({errno.EMSGSIZE, errno.ENOBUFS})
+_SNDBUF: Final = 8 * 1024 * 1024  # asked for, as sd-journal does; the kernel caps it (wmem_max)
+# A send waits this long for room in journald's receive queue (it is busy, or frozen), then the
+# owner counts itself stalled and tries again: never a wait without end on the owner thread.
+_SEND_TIMEOUT: Final = 1.0
+# Under systemd a journald restart takes well under a second, and its socket (held by systemd)
+# keeps what is sent meanwhile. Longer than this, journald is missing, not restarting.
+_RESTART_GRACE: Final = 3.0
+_SEALS: Final = (getattr(fcntl, "F_SEAL_SHRINK", 0) | getattr(fcntl, "F_SEAL_GROW", 0)
+                 | getattr(fcntl, "F_SEAL_WRITE", 0) | getattr(fcntl, "F_SEAL_SEAL", 0))
+
+
+class JournalSink:
+    """journald's native socket (or a namespace's): one datagram per entry, large ones in a memfd."""
+
+    def __init__(self, socket_path: str = DEFAULT_SOCKET) -> None:
+        self.path = socket_path
+        self.rotations = 0
+        self.memfds = 0  # entries sent in a memfd (larger than one datagram may be)
+        self._socket: socket.socket | None = None
+        self._absent_since: float | None = None  # monotonic time journald was first missed
+
+    def encode(self, text: str) -> bytes:
+        return text.encode("latin-1")
+
+    def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
+        """Send the entries of ``chunk`` not sent yet; False while journald restarts.
+
+        An absence longer than a restart (``_RESTART_GRACE``) raises instead: the owner then
+        treats journald as a failing disk (one ``handleError`` report, retries with backoff,
+        ``flush()`` returns early) and the entries still wait. ``rotate=False`` is the owner
+        saying it cannot wait at all (a stopping writer, or a caller writing itself): then
+        the absence raises at once, and the owner's give-up path counts and reports what is
+        left, rather than a shutdown waiting for journald forever.
+        """
+        view = memoryview(chunk.data)  # type: ignore[arg-type]
+        while not chunk.done:
+            end = chunk.next_end()
+            try:
+                self._send(view[chunk.offset : end])
+            except (TimeoutError, OSError) as exc:
+                if not isinstance(exc, TimeoutError) and exc.errno not in _WAIT_ERRNOS:
+                    raise
+                # A socket connected to a journald that is gone never works again: the next
+                # try connects afresh, to whichever journald listens at the path by then.
+                self.close()
+                now = time.monotonic()
+                if self._absent_since is None:
+                    self._absent_since = now
+                if not rotate or now - self._absent_since >= _RESTART_GRACE:
+                    raise
+                return False
+            self._absent_since = None
+            chunk.offset = end
+        return True
+
+    def _send(self, entry: memoryview) -> None:
+        sock = self._socket or self._connect()
+        try:
+            sock.send(entry)
+        except OSError as exc:
+            if exc.errno not in _TOO_LARGE_ERRNOS:
+                raise
+            self._send_memfd(sock, entry)
+
+    def _send_memfd(self, sock: socket.socket, entry: memoryview) -> None:
+        """Send ``entry`` as journald takes one too large for a datagram: in a sealed memfd.
+
+        The datagram is empty and carries only the descriptor (SCM_RIGHTS); the seals promise
+        journald that the content cannot change after it was sent.
+        """
+        fd = os.memfd_create("aiolog-journal", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            done = 0
+            while done < len(entry):
+                done += os.write(fd, entry[done:])
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            socket.send_fds(sock, [], [fd])
+        finally:
+            os.close(fd)
+        self.memfds += 1
+
+    def _connect(self) -> socket.socket:
+        # Connected rather than sendto() each time: poll() on a connected datagram socket
+        # waits for room in journald's receive queue (on an unconnected one it would return at
+        # once and the timed send spin), and a journald that is gone shows as ECONNREFUSED.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
+            except OSError:
+                pass  # a smaller buffer only means more entries go by memfd
+            sock.settimeout(_SEND_TIMEOUT)
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        self._socket = sock
+        return sock
+
+    def close(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
