@@ -41,9 +41,11 @@ def field_name(key: str) -> str:
     return name[:_NAME_MAX]
 
 
-def priority(levelno: int) -> int:
+def priority(levelno: object) -> int:
     """The syslog priority of a level: ``SysLogHandler``'s mapping, with levels in between
     going to the lower neighbour (a custom TRACE level of 5 is debug, 7)."""
+    if not isinstance(levelno, (int, float)):  # a hand-made record: still sent, as info
+        return 6
     if levelno >= logging.CRITICAL:
         return 2
     if levelno >= logging.ERROR:

@@ -56,6 +56,18 @@ class TestEntries:
             b"A=x=1\n" + b"B\n" + struct.pack("<Q", 9) + b"two\nlines\n")
 
 
+    def test_names_that_become_the_same_are_both_kept(self, tmp_path: Path) -> None:
+        """Two fields whose names sanitise alike are both sent; one named like aiolog's own
+        replaces it; the entry is built on the caller, without journald."""
+        handler = aiolog.AsyncJournalHandler(socket_path=str(tmp_path / "none"))
+        record = logging.makeLogRecord({"msg": "m", "request-id": "a", "request_id": "b",
+                                        "priority": "high"})
+        entry = handler.line(record).encode("latin-1")
+        assert b"REQUEST_ID=a\n" in entry and b"REQUEST_ID=b\n" in entry
+        assert entry.count(b"PRIORITY=") == 1 and b"PRIORITY=high\n" in entry
+        handler.close()
+
+
 class TestJournald:
     def test_ten_thousand_records_arrive_once(self, journald: Journald) -> None:
         """10,000 records logged from two threads all become journal entries, each exactly once."""
