@@ -166,7 +166,6 @@ def _extra(record: logging.LogRecord) -> dict[str, Any]:
     return {**bound, **extra} if bound else extra
 
 
-
 def check_journald(journald: object) -> str | None:
     """``configure(journald=...)``: None for off, else the socket path (``True``: the system's)."""
     if journald is False:
