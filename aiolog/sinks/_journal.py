@@ -10,13 +10,17 @@ a failure starts with the first entry not yet taken by the kernel.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import socket
 import time
 from typing import Final
 
 from .._queue import Chunk
+
+try:
+    import fcntl
+except ImportError:  # Windows: no journald either; importing aiolog must still work there
+    fcntl = None  # type: ignore[assignment]
 
 DEFAULT_SOCKET: Final = "/run/systemd/journal/socket"
 # What journald restarting looks like: its socket is gone (ENOENT) or nobody reads it any more
@@ -110,7 +114,7 @@ class JournalSink:
         # Connected rather than sendto() each time: poll() on a connected datagram socket
         # waits for room in journald's receive queue (on an unconnected one it would return at
         # once and the timed send spin), and a journald that is gone shows as ECONNREFUSED.
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # close-on-exec (PEP 446)
         try:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
