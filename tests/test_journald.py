@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import struct
 import threading
@@ -20,7 +21,7 @@ import aiolog
 from aiolog._journald import field_name, serialize
 
 from .conftest import run_script
-from .daemons import Journald, journald  # noqa: F401 (journald is a fixture)
+from .daemons import Journald, journald, wait_until  # noqa: F401 (journald is a fixture)
 
 
 def _handler(daemon: Journald, identifier: str, **options: object) -> aiolog.AsyncJournalHandler:
@@ -164,6 +165,51 @@ class TestJournald:
         assert _ids(entries) == Counter(range(1_001))
         assert handler.stats()["dropped"] == 0
         handler.close()
+
+    def test_frozen_journald_stalls_the_owner_not_the_caller(self, journald: Journald) -> None:
+        """A frozen journald (its socket queue full) makes the owner's send time out and retry,
+        never the caller wait; once it resumes, every record arrives once."""
+        handler = _handler(journald, "frozen", max_queue=10)
+        logger = _logger("frozen", handler)
+        assert journald.process is not None
+        journald.process.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(300):  # far past max_queue and journald's socket queue
+                logger.info("record %d", i)
+            wait_until(lambda: handler._writer.owner.stalled, "a send to time out")
+            assert handler.stats()["queued"] > 10
+        finally:
+            journald.process.send_signal(signal.SIGCONT)
+        handler.flush()
+        entries = journald.wait_for(300, SYSLOG_IDENTIFIER="frozen")
+        assert _ids(entries) == Counter(range(300))
+        handler.close()
+
+    async def test_shutdown_gives_a_frozen_journald_a_deadline(self, journald: Journald) -> None:
+        """``aclose()`` with journald frozen returns after its grace, counting what it could not
+        send as errors: every record is either sent or counted, none silently lost."""
+        handler = _handler(journald, "stuck")
+        logger = _logger("stuck", handler)
+        assert journald.process is not None
+        journald.process.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(100):
+                logger.info("record %d", i)
+            await asyncio.wait_for(handler.aclose(), 60)  # a hang guard, not a speed
+        finally:
+            journald.process.send_signal(signal.SIGCONT)
+        stats = handler.stats()
+        assert stats["errors"] > 0 and stats["written"] + stats["errors"] == 100
+        entries = journald.wait_for(stats["written"], SYSLOG_IDENTIFIER="stuck")
+        assert _ids(entries) == Counter(range(stats["written"]))
+
+    def test_configure_refuses_a_bad_journald_value(self, tmp_path: Path) -> None:
+        """``configure(journald=3)`` raises before anything is built or changed."""
+        before = logging.getLogger().handlers[:]
+        with pytest.raises(TypeError, match="journald must be"):
+            asyncio.run(aiolog.configure(tmp_path / "app.log", journald=3))  # type: ignore[arg-type]
+        assert logging.getLogger().handlers == before
+        assert not (tmp_path / "app.log").exists()
 
     def test_restart_mid_stream_loses_only_the_socket_queue(self, journald: Journald) -> None:
         """Stopped mid-stream and restarted, journald gets every record once, except those

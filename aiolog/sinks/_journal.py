@@ -31,8 +31,10 @@ _WAIT_ERRNOS: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTCON
 _TOO_LARGE_ERRNOS: Final = frozenset({errno.EMSGSIZE, errno.ENOBUFS})
 _SNDBUF: Final = 8 * 1024 * 1024  # asked for, as sd-journal does; the kernel caps it (wmem_max)
 # A send waits this long for room in journald's receive queue (it is busy, or frozen), then the
-# owner counts itself stalled and tries again: never a wait without end on the owner thread.
-_SEND_TIMEOUT: Final = 1.0
+# owner counts itself stalled and tries again. Short, because a caller that finds the queue full
+# waits for the owner until it is stalled: this bounds that wait (a blocking send without a
+# timeout would make it endless while journald is frozen).
+_SEND_TIMEOUT: Final = 0.02
 # Under systemd a journald restart takes well under a second, and its socket (held by systemd)
 # keeps what is sent meanwhile. Longer than this, journald is missing, not restarting.
 _RESTART_GRACE: Final = 3.0
@@ -54,14 +56,15 @@ class JournalSink:
         return text.encode("latin-1")
 
     def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
-        """Send the entries of ``chunk`` not sent yet; False while journald restarts.
+        """Send the entries of ``chunk`` not sent yet; False while journald restarts or is busy.
 
         An absence longer than a restart (``_RESTART_GRACE``) raises instead: the owner then
         treats journald as a failing disk (one ``handleError`` report, retries with backoff,
         ``flush()`` returns early) and the entries still wait. ``rotate=False`` is the owner
-        saying it cannot wait at all (a stopping writer, or a caller writing itself): then
-        the absence raises at once, and the owner's give-up path counts and reports what is
-        left, rather than a shutdown waiting for journald forever.
+        saying it cannot come back later (a stopping writer, or a caller writing itself):
+        then a busy journald is waited for here, up to the same grace, and a missing one
+        raises at once, so that the owner's give-up path counts and reports what is left
+        rather than a shutdown waiting for journald forever.
         """
         view = memoryview(chunk.data)  # type: ignore[arg-type]
         while not chunk.done:
@@ -69,17 +72,21 @@ class JournalSink:
             try:
                 self._send(view[chunk.offset : end])
             except (TimeoutError, OSError) as exc:
-                if not isinstance(exc, TimeoutError) and exc.errno not in _WAIT_ERRNOS:
-                    raise
-                # A socket connected to a journald that is gone never works again: the next
-                # try connects afresh, to whichever journald listens at the path by then.
-                self.close()
+                busy = isinstance(exc, TimeoutError)  # its queue is full: it is slow or frozen
+                if not busy:
+                    if exc.errno not in _WAIT_ERRNOS:
+                        raise
+                    # A socket connected to a journald that is gone never works again: the
+                    # next try connects afresh, to whichever journald listens there by then.
+                    self.close()
                 now = time.monotonic()
                 if self._absent_since is None:
                     self._absent_since = now
-                if not rotate or now - self._absent_since >= _RESTART_GRACE:
+                if now - self._absent_since >= _RESTART_GRACE or not (rotate or busy):
                     raise
-                return False
+                if rotate:
+                    return False
+                continue  # cannot come back later, and journald is there: wait for room
             self._absent_since = None
             chunk.offset = end
         return True
