@@ -99,18 +99,24 @@ class Journald:
         return found
 
 
-@pytest.fixture
-def journald(tmp_path: Path) -> Iterator[Journald]:
-    """A running journald namespace of the test's own; skipped where journald cannot run."""
+def start_journald(directory: Path) -> Journald:
+    """A running journald namespace in ``directory``; skips the test where none can run."""
     if not os.path.exists(JOURNALD) or shutil.which("journalctl") is None:
         pytest.skip(f"systemd-journald not found: {_INSTALL_JOURNALD}")
     if os.geteuid() != 0:
         pytest.skip("systemd-journald runs as root only; run the tests as root (CI does)")
-    daemon = Journald(tmp_path / "journald")
+    daemon = Journald(directory)
     try:
         daemon.start()
     except RuntimeError as exc:
         pytest.skip(f"systemd-journald cannot run here ({exc}): {_INSTALL_JOURNALD}")
+    return daemon
+
+
+@pytest.fixture
+def journald(tmp_path: Path) -> Iterator[Journald]:
+    """A running journald namespace of the test's own, stopped after it."""
+    daemon = start_journald(tmp_path / "journald")
     try:
         yield daemon
     finally:
