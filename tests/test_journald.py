@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import aiolog
-from aiolog._journald import field_name, serialize
+from aiolog._journald import entry, field_name
 
 from .conftest import run_script
 from .daemons import (  # noqa: F401 (journald is a fixture)
@@ -53,9 +53,11 @@ class TestEntries:
         assert field_name("k" * 80) == "K" * 64
 
     def test_a_value_with_a_newline_uses_the_length_form(self) -> None:
-        """A value holding a newline is NAME, LF, its length as little-endian u64, the value, LF."""
-        assert serialize([("A", "x=1"), ("B", "two\nlines")]) == (
-            b"A=x=1\n" + b"B\n" + struct.pack("<Q", 9) + b"two\nlines\n")
+        """A value holding a newline is NAME, LF, its UTF-8 length as little-endian u64, the
+        value, LF; others are NAME=value LF."""
+        assert entry([("A", "x=1"), ("B", "two\nlines"), ("C", "é\n")]).encode("latin-1") == (
+            b"A=x=1\n" + b"B\n" + struct.pack("<Q", 9) + b"two\nlines\n"
+            + b"C\n" + struct.pack("<Q", 3) + "é\n".encode() + b"\n")
 
     def test_names_that_become_the_same_are_both_kept(self, tmp_path: Path) -> None:
         """Two fields whose names sanitise alike are both sent; one named like aiolog's own

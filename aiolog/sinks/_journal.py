@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import time
 from typing import Final
@@ -26,7 +27,7 @@ DEFAULT_SOCKET: Final = "/run/systemd/journal/socket"
 # What journald restarting looks like: its socket is gone (ENOENT) or nobody reads it any more
 # (ECONNREFUSED, on a socket still connected to the old one). The entry waits and is resent.
 _WAIT_ERRNOS: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTCONN,
-                                 errno.ECONNRESET, errno.EAGAIN})
+                                 errno.ECONNRESET})
 # What an entry too large for one datagram gets (sd_journal_sendv's test): then a memfd.
 _TOO_LARGE_ERRNOS: Final = frozenset({errno.EMSGSIZE, errno.ENOBUFS})
 _SNDBUF: Final = 8 * 1024 * 1024  # asked for, as sd-journal does; the kernel caps it (wmem_max)
@@ -72,7 +73,8 @@ class JournalSink:
             try:
                 self._send(view[chunk.offset : end])
             except (TimeoutError, OSError) as exc:
-                busy = isinstance(exc, TimeoutError)  # its queue is full: it is slow or frozen
+                # Its queue stayed full: journald is slow or frozen, but there.
+                busy = isinstance(exc, (TimeoutError, BlockingIOError))
                 if not busy:
                     if exc.errno not in _WAIT_ERRNOS:
                         raise
@@ -94,11 +96,24 @@ class JournalSink:
     def _send(self, entry: memoryview) -> None:
         sock = self._socket or self._connect()
         try:
-            sock.send(entry)
+            try:
+                sock.send(entry)
+            except BlockingIOError:
+                # journald's receive queue is full: wait a little for room, then once more.
+                # Polling only now costs one syscall per entry where a socket with a timeout
+                # (which polls before every send) costs two.
+                if not self._room(sock):
+                    raise TimeoutError("journald's socket stayed full") from None
+                sock.send(entry)
         except OSError as exc:
             if exc.errno not in _TOO_LARGE_ERRNOS:
                 raise
             self._send_memfd(sock, entry)
+
+    def _room(self, sock: socket.socket) -> bool:
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        return bool(poller.poll(_SEND_TIMEOUT * 1000))
 
     def _send_memfd(self, sock: socket.socket, entry: memoryview) -> None:
         """Send ``entry`` as journald takes one too large for a datagram: in a sealed memfd.
@@ -119,15 +134,15 @@ class JournalSink:
 
     def _connect(self) -> socket.socket:
         # Connected rather than sendto() each time: poll() on a connected datagram socket
-        # waits for room in journald's receive queue (on an unconnected one it would return at
-        # once and the timed send spin), and a journald that is gone shows as ECONNREFUSED.
+        # reports room in journald's receive queue (on an unconnected one it reports at once,
+        # and the send fails again), and a journald that is gone shows as ECONNREFUSED.
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # close-on-exec (PEP 446)
         try:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
             except OSError:
                 pass  # a smaller buffer only means more entries go by memfd
-            sock.settimeout(_SEND_TIMEOUT)
+            sock.setblocking(False)  # a full journald is waited for in _room(), briefly
             sock.connect(self.path)
         except BaseException:
             sock.close()
