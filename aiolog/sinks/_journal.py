@@ -51,7 +51,7 @@ class JournalSink:
         self.rotations = 0
         self.memfds = 0  # entries sent in a memfd (larger than one datagram may be)
         self._socket: socket.socket | None = None
-        self._absent_since: float | None = None  # monotonic time journald was first missed
+        self._waiting_since: float | None = None  # since when no entry could be sent (monotonic)
 
     def encode(self, text: str) -> bytes:
         return text.encode("latin-1")
@@ -82,14 +82,14 @@ class JournalSink:
                     # next try connects afresh, to whichever journald listens there by then.
                     self.close()
                 now = time.monotonic()
-                if self._absent_since is None:
-                    self._absent_since = now
-                if now - self._absent_since >= _RESTART_GRACE or not (rotate or busy):
+                if self._waiting_since is None:
+                    self._waiting_since = now
+                if now - self._waiting_since >= _RESTART_GRACE or not (rotate or busy):
                     raise
                 if rotate:
                     return False
                 continue  # cannot come back later, and journald is there: wait for room
-            self._absent_since = None
+            self._waiting_since = None
             chunk.offset = end
         return True
 
