@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,29 @@ def _handler(daemon: Journald, identifier: str, **options: object) -> aiolog.Asy
                                       **options)  # type: ignore[arg-type]
 
 
+_PREFIX = "test_journald."
+_used: list[logging.Logger] = []
+
+
 def _logger(name: str, handler: logging.Handler) -> logging.Logger:
-    logger = logging.getLogger(name)
+    """A logger of this module's own (``test_journald.NAME``) writing only to ``handler``."""
+    logger = logging.getLogger(_PREFIX + name)
     logger.propagate = False
     logger.handlers = [handler]
     logger.setLevel(logging.DEBUG)
+    _used.append(logger)
     return logger
+
+
+@pytest.fixture(autouse=True)
+def _restore_loggers() -> Iterator[None]:
+    """The loggers a test set up propagate again, without handlers, after it."""
+    yield
+    while _used:
+        logger = _used.pop()
+        logger.handlers = []
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
 
 
 def _ids(entries: list[dict[str, object]]) -> Counter[int]:
@@ -106,7 +124,7 @@ class TestJournald:
         assert message.endswith("ValueError: bad\nvalue")
         assert str(entry["EXCEPTION_TEXT"]).startswith("Traceback")
         assert entry["PRIORITY"] == "3"
-        assert entry["LOGGER"] == "app.tb"
+        assert entry["LOGGER"] == _PREFIX + "app.tb"
         assert entry["CODE_FILE"] == __file__
         assert entry["CODE_FUNC"] == "test_traceback_is_one_entry_with_the_fields"
         assert int(str(entry["CODE_LINE"])) > 0
