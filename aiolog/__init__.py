@@ -5,11 +5,13 @@ from ._context import ContextFilter, bind, clear_context, context, get_context, 
 from ._format import FastFormatter
 from ._handler import AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._json import JsonFormatter
+from ._syslog_handler import AsyncSyslogHandler
 
 __all__ = [
     "AsyncFileHandler",
     "AsyncHandler",
     "AsyncStreamHandler",
+    "AsyncSyslogHandler",
     "ContextFilter",
     "FastFormatter",
     "JsonFormatter",

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from ._owner import report
 from ._queue import Overflow
-from .sinks import FileSink, StreamSink, _lock
+from .sinks import FileSink, Sink, StreamSink, _lock
 from ._writer import Writer
 
 _live: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -40,6 +40,14 @@ def file_writer(path: str, *, max_queue: int, overflow: Overflow, **options: obj
 def stream_writer(stream: TextIO, *, max_queue: int, overflow: Overflow) -> Writer:
     """A writer of its own for one stream handler."""
     writer = Writer(StreamSink(stream), max_queue=max_queue, overflow=overflow)
+    writer.users = 1
+    _live.add(writer)
+    return writer
+
+
+def sink_writer(sink: Sink, *, max_queue: int, overflow: Overflow) -> Writer:
+    """A writer of its own for one handler of a sink no other handler shares (a collector)."""
+    writer = Writer(sink, max_queue=max_queue, overflow=overflow)
     writer.users = 1
     _live.add(writer)
     return writer

@@ -4,10 +4,14 @@
 - ``_file``: a rotating log file shared by processes, with ``_rotation`` (the rename sequence
   and compression) and ``_lock`` (the rotation lockfile) beside it.
 - ``_stream``: a text stream (stderr, stdout, a pipe).
+- ``_syslog``: a syslog collector over UDP, TCP, TLS or a unix socket, with ``_net`` (connect
+  and send by a deadline) beside it, and ``_relp``: the same over RELP, acknowledged.
 """
 
 from ._base import Sink
 from ._file import FileSink
+from ._relp import RelpSink
 from ._stream import StreamSink
+from ._syslog import SyslogSink
 
-__all__ = ["FileSink", "Sink", "StreamSink"]
+__all__ = ["FileSink", "RelpSink", "Sink", "StreamSink", "SyslogSink"]
