@@ -16,6 +16,7 @@ from ._json import JsonFormatter
 from ._owner import report as _report
 from ._queue import Overflow
 from ._registry import live_writers
+from ._syslog_handler import parse_syslog_url, syslog_handler
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,6 +43,7 @@ async def configure(
     handlers: Iterable[logging.Handler] | None = None,
     formatter: logging.Formatter | None = None,
     capture: Iterable[str] = (),
+    syslog: str | None = None,
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -64,6 +66,8 @@ async def configure(
         capture: names of loggers that have handlers of their own and do not propagate
             (``"uvicorn.access"`` under gunicorn): their handlers are removed and they
             propagate to the root logger, so their records reach aiolog too.
+        syslog: also send every record to this collector, e.g. ``"relp://loghost:2514"``
+            (schemes udp, tcp, tls, relp, unix), beside the file or stream handler.
 
     Returns:
         The handlers installed.
@@ -100,6 +104,11 @@ async def configure(
                 encoding="utf-8", errors="backslashreplace")
             _options.check_file(**file_options)
 
+    syslog_options = parse_syslog_url(syslog) if syslog is not None else None
+    if syslog_options is not None:
+        _options.check_queue(max_queue, overflow)
+    explicit_formatter = formatter if formatter is not None or format == "json" else None
+
     # 2. Same file as before with other options: one writer per file, so the old one must
     # close first. The old handlers stay attached meanwhile and, once closing, write each
     # record synchronously: a record logged during the swap still reaches the file, in order.
@@ -119,6 +128,9 @@ async def configure(
     for handler in new:
         if handlers is None or handler.formatter is None:
             handler.setFormatter(formatter)
+    if syslog_options is not None:
+        new.append(syslog_handler(syslog_options, max_queue=max_queue, overflow=overflow,
+                                  formatter=explicit_formatter))
 
     # 4. Swap in one step: every record goes to the old handlers or the new, never to none
     # and never to both (logging reads root.handlers without a lock; assigning the list is

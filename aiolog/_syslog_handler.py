@@ -117,20 +117,18 @@ def _check_address(address: object, transport: object,
     return address[0], address[1]
 
 
-def syslog_handler(url: str, *, max_queue: int = DEFAULT_MAX_QUEUE,
-                   overflow: Overflow = "block") -> AsyncSyslogHandler:
-    """The handler a URL names: ``relp://host:2514``, ``tcp://host:514``, ``udp://host``,
-    ``tls://host:6514`` (certificates checked against the system's CAs), ``unix:///dev/log``.
-    A missing port is the transport's usual one (RELP: 2514)."""
+def parse_syslog_url(url: object) -> dict[str, object]:
+    """The handler arguments a URL names: ``relp://host:2514``, ``tcp://host:514``,
+    ``udp://host``, ``tls://host:6514`` (certificates checked against the system's CAs),
+    ``unix:///dev/log``. A missing port is the transport's usual one (RELP: 2514)."""
     if not isinstance(url, str):
         raise TypeError(f"syslog must be a URL such as 'relp://loghost:2514', not {url!r}")
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "unix":
-        path = parts.path
-        if not path:
+        if not parts.path:
             raise ValueError(f"Cannot parse syslog URL {url!r}: expected unix:///dev/log")
-        return AsyncSyslogHandler(path, transport="unix", max_queue=max_queue, overflow=overflow)
+        return {"address": parts.path, "transport": "unix"}
     if scheme not in DEFAULT_PORTS:
         raise ValueError(f"Cannot parse syslog URL {url!r}: the scheme must be one of "
                          "udp, tcp, tls, relp, unix (as in 'relp://loghost:2514')")
@@ -140,6 +138,21 @@ def syslog_handler(url: str, *, max_queue: int = DEFAULT_MAX_QUEUE,
         raise ValueError(f"Cannot parse syslog URL {url!r}: bad port") from None
     if not parts.hostname or parts.path not in ("", "/"):
         raise ValueError(f"Cannot parse syslog URL {url!r}: expected {scheme}://host:port")
-    context = ssl.create_default_context() if scheme == "tls" else None
-    return AsyncSyslogHandler((parts.hostname, port), transport=scheme, ssl_context=context,
-                              max_queue=max_queue, overflow=overflow)
+    options: dict[str, object] = {"address": (parts.hostname, port), "transport": scheme}
+    if scheme == "tls":
+        options["ssl_context"] = ssl.create_default_context()
+    return options
+
+
+def syslog_handler(options: dict[str, object], *, max_queue: int, overflow: Overflow,
+                   formatter: logging.Formatter | None) -> AsyncSyslogHandler:
+    """What ``configure(syslog=url)`` adds: the handler for ``parse_syslog_url(url)``.
+
+    It keeps its own message-only format (the syslog header carries time, level and host)
+    unless ``configure()`` was given a ``formatter`` or ``format="json"``.
+    """
+    handler = AsyncSyslogHandler(**options, max_queue=max_queue,  # type: ignore[arg-type]
+                                 overflow=overflow)
+    if formatter is not None:
+        handler.setFormatter(formatter)
+    return handler
