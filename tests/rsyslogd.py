@@ -25,11 +25,14 @@ INSTALL = "apt-get install rsyslog rsyslog-relp rsyslog-openssl"
 _MODULES = Path("/usr/lib/x86_64-linux-gnu/rsyslog")
 
 
+def _binary() -> str | None:
+    found = shutil.which("rsyslogd")
+    return found or ("/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None)
+
+
 def missing() -> str | None:
     """Why the daemon tests cannot run here, or None."""
-    binary = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd"
-                                          if os.path.exists("/usr/sbin/rsyslogd") else None)
-    if binary is None:
+    if _binary() is None:
         return f"rsyslogd is not installed ({INSTALL})"
     modules = [p for p in (_MODULES, *Path("/usr/lib").glob("*/rsyslog")) if p.is_dir()]
     for name in ("imrelp", "lmnsd_ossl"):
@@ -139,7 +142,7 @@ class Rsyslogd:
         return ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["rsyslogd", "-n", "-C", "-i", "NONE", "-f", str(self.conf)],
+        self.proc = subprocess.Popen([str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         waiting = {"tcp", "tls", "relp"}
