@@ -99,7 +99,7 @@ global(workDirectory="{d}" maxMessageSize="64k"
        defaultNetstreamDriverCAFile="{d}/ca.pem"
        defaultNetstreamDriverCertFile="{d}/cert.pem"
        defaultNetstreamDriverKeyFile="{d}/key.pem")
-main_queue(queue.type="Direct")
+main_queue(queue.type="{queue}")
 module(load="imudp")
 module(load="imtcp")
 module(load="imrelp")
@@ -124,7 +124,8 @@ ruleset(name="unix") {{ action(type="omfile" file="{d}/unix.log" template="raw")
 class Rsyslogd:
     """One rsyslogd on loopback ports that stay the same across ``stop()`` and ``start()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue: str = "Direct") -> None:
+        """``queue``: the main queue's type; "LinkedList" is rsyslog's default (in memory)."""
         # A short directory: a unix socket path must fit in 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="aiolog-rsyslog-", dir="/tmp"))
         self.ports = {"udp": _free_port(socket.SOCK_DGRAM), "tcp": _free_port(socket.SOCK_STREAM),
@@ -132,7 +133,7 @@ class Rsyslogd:
         self.unix_socket = str(self.dir / "log.sock")
         _make_ca(self.dir)
         self.conf = self.dir / "rsyslog.conf"
-        self.conf.write_text(_CONF.format(d=self.dir, **self.ports))
+        self.conf.write_text(_CONF.format(d=self.dir, queue=queue, **self.ports))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def address(self, transport: str) -> tuple[str, int]:
