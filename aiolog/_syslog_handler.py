@@ -26,6 +26,7 @@ from .sinks._syslog import DEFAULT_MAX_SIZE, TRANSPORTS
 DEFAULT_PORTS: Final = {"udp": 514, "tcp": 514, "tls": 6514, "relp": 2514}
 # The header carries time, host, program and severity: the message needs only the rest.
 SYSLOG_FORMAT: Final = "%(name)s: %(message)s"
+_UDP_MAX: Final = 65_507  # the largest UDP payload over IPv4
 
 
 class AsyncSyslogHandler(AsyncHandler):
@@ -71,6 +72,9 @@ class AsyncSyslogHandler(AsyncHandler):
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 480:
             raise ValueError(f"max_size must be an integer >= 480 (RFC 5424's minimum), "
                              f"not {max_size!r}")
+        if transport == "udp" and max_size > _UDP_MAX:
+            raise ValueError(f"max_size must be at most {_UDP_MAX} over UDP (one datagram per "
+                             f"record), not {max_size!r}: use TCP or RELP for larger records")
         self.syslog_format = SyslogFormat(facility=facility, rfc=rfc, app_name=app_name,
                                           hostname=hostname, msgid=msgid, sd_id=sd_id,
                                           structured=structured, bom=bom)

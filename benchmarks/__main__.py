@@ -236,7 +236,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         # Over 1 s, so at least one second boundary (one rotation) falls inside.
         args.timed_seconds, args.timed_rate = 1.2, 200
         args.json_records = 2_000
-        args.syslog_records, args.syslog_lag_seconds = 1_000, 3.0
+        args.syslog_records, args.syslog_lag_seconds = 1_000, 1.5
     return args
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 
 import aiolog
 
+from .conftest import run_script
 from .rsyslogd import Rsyslogd, missing
 
 N = 20_000
@@ -131,6 +133,7 @@ class TestFormat:
         ({"sd_id": "no-number"}, "sd_id must be NAME@ENTERPRISE-NUMBER"),
         ({"delivery_timeout": 0}, "delivery_timeout must be"),
         ({"max_size": 100}, "max_size must be"),
+        ({"max_size": 70_000}, "at most 65507 over UDP"),
         ({"overflow": "wait"}, "overflow must be"),
     ])
     def test_bad_options_raise_at_construction(self, options: dict[str, object],
@@ -345,6 +348,52 @@ async def test_loop_never_waits_for_the_collector(collector: str) -> None:
     print(f"\nworst loop pause: idle {idle * 1000:.1f} ms, collector {collector} "
           f"{busy * 1000:.1f} ms")
     assert busy < idle + 0.5  # an outage of 2 s: a blocked loop would show it whole
+
+
+@daemon_only
+def test_unverified_certificate_is_reported(rsyslogd: Rsyslogd,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A collector whose certificate does not verify is reported on stderr (``flush()``
+    returns), not waited for in silence, and its records count as errors at close."""
+    handler = aiolog.AsyncSyslogHandler(rsyslogd.address("tls"), transport="tls",
+                                        ssl_context=ssl.create_default_context(),
+                                        delivery_timeout=0.3)
+    _logger(handler).info("never sent")
+    handler.flush()  # returns: the owner reports the failure, it does not just wait
+    handler.close()
+    assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
+    assert handler.stats()["errors"] == 1
+
+
+@daemon_only
+def test_forked_child_opens_its_own_relp_session(rsyslogd: Rsyslogd, tmp_path: Path) -> None:
+    """After ``fork()`` the child sends its records on a session of its own: the parent's
+    and the child's records each arrive exactly once."""
+    marker = _marker()
+    run_script(tmp_path, f"""
+        import logging, os, aiolog
+        handler = aiolog.AsyncSyslogHandler(("127.0.0.1", {rsyslogd.ports["relp"]}),
+                                            transport="relp")
+        logger = logging.getLogger("fork")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        for i in range(100):
+            logger.info("parent {marker}=%d", i)
+        handler.flush()
+        pid = os.fork()
+        if pid == 0:
+            for i in range(100):
+                logger.info("child {marker}=%d", 1000 + i)
+            handler.flush()
+            os._exit(0 if handler.stats()["written"] == 100 else 1)
+        for i in range(100, 200):
+            logger.info("parent {marker}=%d", i)
+        handler.flush()
+        assert os.waitpid(pid, 0)[1] == 0
+        assert handler.stats()["written"] == 200
+    """)
+    found = rsyslogd.wait_for("relp", marker, 300)
+    assert sorted(found) == list(range(200)) + list(range(1000, 1100))
 
 
 @daemon_only

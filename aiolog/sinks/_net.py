@@ -17,6 +17,8 @@ import time
 from typing import Final, Union
 
 Address = Union[tuple[str, int], str]
+READABLE: Final = getattr(select, "POLLIN", 1)  # what wait() waits for (Windows has no poll)
+WRITABLE: Final = getattr(select, "POLLOUT", 4)
 
 _BACKOFF_FIRST: Final = 0.05  # seconds before the first reconnection attempt after a failure
 _BACKOFF_MAX: Final = 2.0  # the cap: a collector back up is found within about this long
@@ -49,8 +51,13 @@ class Backoff:
 
 
 def wait(sock: socket.socket, events: int, deadline: float) -> bool:
-    """Wait until ``sock`` is ready for ``events`` (``select.POLLIN``/``POLLOUT``) or the
+    """Wait until ``sock`` is ready for ``events`` (``READABLE``/``WRITABLE``) or the
     deadline passes; True when ready (an error or hang-up counts as ready: the next call says)."""
+    if not hasattr(select, "poll"):  # Windows
+        left = max(deadline - time.monotonic(), 0.0)
+        reading = [sock] if events & READABLE else []
+        writing = [sock] if events & WRITABLE else []
+        return any(select.select(reading, writing, [sock], left))
     poller = select.poll()
     poller.register(sock.fileno(), events)
     while True:
@@ -118,7 +125,8 @@ def peer_closed(sock: socket.socket) -> bool:
     says it all; a TLS record (a session ticket, a close_notify) is then read through TLS.
     """
     try:
-        peeked = socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        # The socket is non-blocking already; MSG_DONTWAIT (not on Windows) says it again.
+        peeked = socket.socket.recv(sock, 1, socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0))
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:
@@ -147,13 +155,16 @@ def send_some(sock: socket.socket, data: memoryview, deadline: float) -> int:
         try:
             sent += sock.send(data[sent : sent + step])
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            if not wait(sock, select.POLLOUT, deadline):
+            if not wait(sock, WRITABLE, deadline):
                 break
     return sent
 
 
 def is_down(exc: BaseException) -> bool:
-    """Whether an error means the collector is unreachable (wait), not a bug (report)."""
+    """Whether an error means the collector is unreachable (wait quietly), not a mistake to
+    report (a certificate that does not verify is reported: waiting would not fix it)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False
     if isinstance(exc, (ssl.SSLError, socket.timeout, ConnectionError, EOFError)):
         return True
     return isinstance(exc, OSError) and exc.errno in DOWN_ERRNOS

@@ -16,7 +16,6 @@ librelp drops a session that repeats a TXNR.
 from __future__ import annotations
 
 import re
-import select
 import socket
 import ssl
 import time
@@ -73,7 +72,7 @@ class RelpSink(SyslogSink):
             if _net.send_some(sock, memoryview(frame), deadline) < len(frame):
                 raise TimeoutError(f"RELP open to {self.url} timed out")
             while True:
-                if not _net.wait(sock, select.POLLIN, deadline):
+                if not _net.wait(sock, _net.READABLE, deadline):
                     raise TimeoutError(f"RELP open to {self.url} got no answer")
                 self._receive(sock)
                 answers = self._frames()
@@ -107,7 +106,7 @@ class RelpSink(SyslogSink):
                 txnr = self._new_txnr()
                 deadline = time.monotonic() + _CLOSE_WAIT
                 _net.send_some(sock, memoryview(b"%d close 0\n" % txnr), deadline)
-                _net.wait(sock, select.POLLIN, deadline)
+                _net.wait(sock, _net.READABLE, deadline)
             except OSError:
                 pass
         super().close()
@@ -160,7 +159,7 @@ class RelpSink(SyslogSink):
             if self._pending is not None:
                 sent = _net.send_some(sock, self._pending, deadline)
                 self._pending = self._pending[sent:] if sent < len(self._pending) else None
-            elif not _net.wait(sock, select.POLLIN, deadline):
+            elif not _net.wait(sock, _net.READABLE, deadline):
                 return  # window full or all sent: the answers are late
             if time.monotonic() >= deadline:
                 return

@@ -20,7 +20,6 @@ counts what was not delivered in ``errors`` and reports it.
 from __future__ import annotations
 
 import errno
-import select
 import socket
 import ssl
 import time
@@ -207,7 +206,7 @@ class SyslogSink:
                         sock.send(messages[index])
                         break
                     except (BlockingIOError, InterruptedError):
-                        if not _net.wait(sock, select.POLLOUT, deadline):
+                        if not _net.wait(sock, _net.WRITABLE, deadline):
                             return
                 chunk.offset = ends[index]
             return
