@@ -160,10 +160,11 @@ class Rsyslogd:
                     pass
             time.sleep(0.02)
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (rsyslogd answers what it has and closes), or SIGKILL (it just vanishes)."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

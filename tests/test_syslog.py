@@ -246,6 +246,39 @@ def test_collector_restart_mid_stream(rsyslogd: Rsyslogd, transport: str) -> Non
 
 
 @daemon_only
+def test_relp_resends_what_a_killed_collector_never_acknowledged(rsyslogd: Rsyslogd) -> None:
+    """rsyslogd killed (SIGKILL, no goodbye) while records are in flight and started again:
+    RELP sends every unacknowledged record again on the new session and loses none; only
+    resent records may arrive twice."""
+    marker = _marker()
+    handler = _handler(rsyslogd, "relp", delivery_timeout=30.0)
+    logger = _logger(handler)
+    restart = threading.Timer(0.5, rsyslogd.start)
+    try:
+        for i in range(N):
+            logger.info("record %s=%d", marker, i)
+            if i == N // 4:
+                while handler.stats()["unacked"] == 0:  # commands in flight: kill it now
+                    time.sleep(0.0005)
+                rsyslogd.stop(kill=True)
+                restart.start()
+        restart.join()
+        handler.flush()
+    finally:
+        restart.join()
+        if rsyslogd.proc is None:
+            rsyslogd.start()
+    stats = handler.stats()
+    handler.close()
+    found = rsyslogd.wait_for("relp", marker, N)
+    print(f"\nrelp across a kill: lost {N - len(set(found))}, "
+          f"duplicates {len(found) - len(set(found))}, resent {stats['resent']}")
+    assert set(found) == set(range(N))
+    assert stats["resent"] >= 1
+    assert len(found) - len(set(found)) <= stats["resent"]
+
+
+@daemon_only
 @pytest.mark.parametrize("transport", ["relp", "tcp"])
 async def test_collector_down_at_start(rsyslogd: Rsyslogd, transport: str) -> None:
     """The handler is made and used while rsyslogd is down; once it is up, every record
