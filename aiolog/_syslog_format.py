@@ -137,7 +137,8 @@ class SyslogFormat:
 
     def _time_3164(self, created: float) -> str:
         t = time.localtime(created)
-        return f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        return (f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} "
+                f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
 
     def _structured_data(self, record: logging.LogRecord) -> str:
         """Bound context and ``extra`` fields as one SD-ELEMENT; ``-`` when there are none."""

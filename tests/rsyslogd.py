@@ -143,13 +143,14 @@ class Rsyslogd:
         return ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        command = [str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.conf)]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         waiting = {"tcp", "tls", "relp"}
         while waiting or not os.path.exists(self.unix_socket):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rsyslogd exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+                _, errors = self.proc.communicate()
+                raise RuntimeError(f"rsyslogd exited: {errors!r}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"rsyslogd did not listen on {waiting}")
             for name in list(waiting):

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from logging.handlers import SysLogHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,11 +172,11 @@ def rsyslogd() -> Iterator[Rsyslogd]:
     server.close()
 
 
-def _handler(server: Rsyslogd, transport: str, **options: object) -> aiolog.AsyncSyslogHandler:
+def _handler(server: Rsyslogd, transport: str, **options: Any) -> aiolog.AsyncSyslogHandler:
     if transport == "unix":
-        return aiolog.AsyncSyslogHandler(server.unix_socket, transport="unix", **options)  # type: ignore[arg-type]
+        return aiolog.AsyncSyslogHandler(server.unix_socket, transport="unix", **options)
     context = server.client_context() if transport == "tls" else None
-    return aiolog.AsyncSyslogHandler(server.address(transport), transport=transport,  # type: ignore[arg-type]
+    return aiolog.AsyncSyslogHandler(server.address(transport), transport=transport,
                                      ssl_context=context, **options)
 
 

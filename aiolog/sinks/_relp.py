@@ -205,7 +205,8 @@ class RelpSink(SyslogSink):
         while True:
             match = _HEADER.match(buf, start)
             if match is None:
-                if len(buf) - start >= _HEADER_MAX or (len(buf) > start and not buf[start:start + 1].isdigit()):
+                rest = buf[start : start + _HEADER_MAX]
+                if len(rest) >= _HEADER_MAX or (rest and not rest[:1].isdigit()):
                     raise RelpError(f"{self.url} sent a frame that is not RELP: "
                                     f"{bytes(buf[start:start + 80])!r}")
                 break

@@ -124,6 +124,7 @@ class SyslogSink:
         self._sock = None
         self._chunk = None
         self._out = None
+        self._give_up_at = None
         self._connections = self.reconnects = self.truncated = 0
 
     # -- connecting ----------------------------------------------------------------------------
