@@ -161,6 +161,11 @@ class Rsyslogd:
                     pass
             time.sleep(0.02)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still takes what clients send; rsyslogd reads and answers none."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (rsyslogd answers what it has and closes), or SIGKILL (it just vanishes)."""
         proc, self.proc = self.proc, None
