@@ -33,7 +33,8 @@ class AsyncSyslogHandler(AsyncHandler):
     """Send records to a syslog collector (rsyslog, syslog-ng) without blocking the caller.
 
     Args:
-        address: ``(host, port)``, or a unix socket path such as ``"/dev/log"``.
+        address: ``(host, port)`` (or ``[host, port]``, as ``dictConfig`` gives it from JSON),
+            or a unix socket path such as ``"/dev/log"``.
         transport: ``"udp"``; ``"tcp"`` (RFC 6587 octet counting); ``"tls"`` (TCP inside
             ``ssl_context``); ``"relp"`` (acknowledged, TLS when ``ssl_context`` is given);
             ``"unix"`` (a datagram or a stream socket at ``address``).
@@ -112,7 +113,8 @@ def _check_address(address: object, transport: object,
             raise ValueError(f"transport='unix' needs a socket path such as '/dev/log', "
                              f"not {address!r}")
         return address
-    if (not isinstance(address, tuple) or len(address) != 2 or not isinstance(address[0], str)
+    # A list too: dictConfig from JSON or YAML has no tuples.
+    if (not isinstance(address, (tuple, list)) or len(address) != 2 or not isinstance(address[0], str)
             or not address[0] or isinstance(address[1], bool) or not isinstance(address[1], int)
             or not 0 < address[1] < 65536):
         hint = " (a socket path needs transport='unix')" if isinstance(address, str) else ""

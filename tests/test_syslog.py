@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import re
 import socket
 import ssl
@@ -143,6 +144,18 @@ class TestFormat:
         address = options.pop("address", ("127.0.0.1", 514))
         with pytest.raises(ValueError, match=re.escape(message)):
             aiolog.AsyncSyslogHandler(address, **options)  # type: ignore[arg-type]
+
+    def test_dictconfig_address_as_a_list(self, datagrams: _Datagrams) -> None:
+        """``dictConfig`` builds the handler with the address as a JSON list."""
+        logging.config.dictConfig({
+            "version": 1, "disable_existing_loggers": False,
+            "handlers": {"syslog": {"class": "aiolog.AsyncSyslogHandler",
+                                    "address": list(datagrams.address), "transport": "udp"}},
+            "loggers": {"dictconfig.syslog": {"handlers": ["syslog"], "level": "INFO"}},
+        })
+        logging.getLogger("dictconfig.syslog").info("configured")
+        aiolog.flush_sync()
+        assert datagrams.receive().endswith("dictconfig.syslog: configured")
 
     def test_collector_down_at_construction(self) -> None:
         """The constructor succeeds with nobody listening, and logging returns at once."""
