@@ -6,12 +6,14 @@ from ._format import FastFormatter
 from ._handler import AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._journald import AsyncJournalHandler
 from ._json import JsonFormatter
+from ._syslog_handler import AsyncSyslogHandler
 
 __all__ = [
     "AsyncFileHandler",
     "AsyncHandler",
     "AsyncJournalHandler",
     "AsyncStreamHandler",
+    "AsyncSyslogHandler",
     "ContextFilter",
     "FastFormatter",
     "JsonFormatter",

@@ -17,6 +17,7 @@ from ._json import JsonFormatter
 from ._owner import report as _report
 from ._queue import Overflow
 from ._registry import live_writers
+from ._syslog_handler import parse_syslog_url, syslog_handler
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -44,6 +45,7 @@ async def configure(
     formatter: logging.Formatter | None = None,
     capture: Iterable[str] = (),
     journald: bool | str | os.PathLike[str] = False,
+    syslog: str | None = None,
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -68,6 +70,8 @@ async def configure(
             propagate to the root logger, so their records reach aiolog too.
         journald: also log to journald (``AsyncJournalHandler``, its own ``"%(message)s"``
             format): ``True`` for the system journal, or the socket path of a namespace.
+        syslog: also send every record to this collector, e.g. ``"relp://loghost:2514"``
+            (schemes udp, tcp, tls, relp, unix), beside the file or stream handler.
 
     Returns:
         The handlers installed.
@@ -105,6 +109,11 @@ async def configure(
                 encoding="utf-8", errors="backslashreplace")
             _options.check_file(**file_options)
 
+    syslog_options = parse_syslog_url(syslog) if syslog is not None else None
+    if syslog_options is not None:
+        _options.check_queue(max_queue, overflow)
+    explicit_formatter = formatter if formatter is not None or format == "json" else None
+
     # 2. Same file as before with other options: one writer per file, so the old one must
     # close first. The old handlers stay attached meanwhile and, once closing, write each
     # record synchronously: a record logged during the swap still reaches the file, in order.
@@ -127,6 +136,9 @@ async def configure(
     if journal_socket is not None:
         new.append(AsyncJournalHandler(socket_path=journal_socket, max_queue=max_queue,
                                        overflow=overflow))
+    if syslog_options is not None:
+        new.append(syslog_handler(syslog_options, max_queue=max_queue, overflow=overflow,
+                                  formatter=explicit_formatter))
 
     # 4. Swap in one step: every record goes to the old handlers or the new, never to none
     # and never to both (logging reads root.handlers without a lock; assigning the list is

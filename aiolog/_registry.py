@@ -39,14 +39,12 @@ def file_writer(path: str, *, max_queue: int, overflow: Overflow, **options: obj
 
 def stream_writer(stream: TextIO, *, max_queue: int, overflow: Overflow) -> Writer:
     """A writer of its own for one stream handler."""
-    writer = Writer(StreamSink(stream), max_queue=max_queue, overflow=overflow)
-    writer.users = 1
-    _live.add(writer)
-    return writer
+    return sink_writer(StreamSink(stream), max_queue=max_queue, overflow=overflow)
 
 
 def sink_writer(sink: Sink, *, max_queue: int, overflow: Overflow) -> Writer:
-    """A writer of its own for one handler's sink (a collector's socket, say)."""
+    """A writer of its own for one handler of a sink no other handler shares (a stream, a
+    collector)."""
     writer = Writer(sink, max_queue=max_queue, overflow=overflow)
     writer.users = 1
     _live.add(writer)

@@ -107,19 +107,34 @@ class Writer:
             self.compressions.request()
 
     def stats(self) -> dict[str, int]:
-        return {
+        counts = {
             "written": self.owner.written,
             "dropped": self.queue.dropped,
             "rotations": self.sink.rotations,
             "errors": self.owner.errors,
             "queued": self.owner.queued,
         }
+        # A sink may count more (a network sink: connected, reconnects). Its "errors" are
+        # records it took, so the owner counted them written, that it knows were not delivered
+        # (a collector refused them).
+        sink_stats = getattr(self.sink, "stats", None)
+        if sink_stats is not None:
+            for key, value in sink_stats().items():
+                if key == "errors":
+                    counts["errors"] += value
+                    counts["written"] -= value
+                else:
+                    counts[key] = value
+        return counts
 
     @property
     def name(self) -> str:
         return getattr(self.sink, "path", None) or repr(getattr(self.sink, "stream", self.sink))
 
     def reset_after_fork(self) -> None:
+        reset_sink = getattr(self.sink, "reset_after_fork", None)
+        if reset_sink is not None:  # a connection to a collector is the parent's, not ours
+            reset_sink()
         self.owner.reset_after_fork(closed=self.closed)
         if self.compressions is not None:
             self.compressions.reset_after_fork()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import json_lines, report
+from . import json_lines, report, syslog
 from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LATEST = ROOT / "benchmarks" / "latest"  # a plain run's results: ignored by git
 COMMITTED = ROOT / "benchmarks" / "results"  # the run the README quotes
 README = ROOT / "README.md"
-SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json")
+SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json", "syslog")
 # One run of these is at the mercy of a noisy neighbour on a shared machine: they run --repeats
 # times, each round through every contender in turn so a noisy spell hits all of them alike.
 # (per_call is one distribution of 50,000 calls; its percentiles already absorb a noisy spell.)
@@ -220,6 +220,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="records per second, per process")
     parser.add_argument("--json-records", type=int, default=100_000,
                         help="records per run of the JSON lines scenario")
+    parser.add_argument("--syslog-records", type=int, default=20_000,
+                        help="records per contender of the shipping logs scenario")
+    parser.add_argument("--syslog-lag-seconds", type=float, default=6.0,
+                        help="how long the loop logs while the collector is down 2 s of 3")
     args = parser.parse_args(argv)
     if args.quick and args.update_results:
         parser.error("--quick measures nothing: it must not replace the committed results")
@@ -232,6 +236,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         # Over 1 s, so at least one second boundary (one rotation) falls inside.
         args.timed_seconds, args.timed_rate = 1.2, 200
         args.json_records = 2_000
+        args.syslog_records, args.syslog_lag_seconds = 1_000, 1.5
     return args
 
 
@@ -296,6 +301,11 @@ def main(argv: list[str]) -> None:
         started = time.monotonic()
         results["json"] = json_lines.run(args.json_records, args.repeats)
         spent["json"] = time.monotonic() - started
+    if "syslog" in args.scenarios:  # its own contenders (syslog handlers) and a real rsyslogd
+        print(f"[syslog] shipping logs to rsyslogd, {args.syslog_records:,} records", flush=True)
+        started = time.monotonic()
+        results["syslog"] = syslog.run(args.syslog_records, args.syslog_lag_seconds)
+        spent["syslog"] = time.monotonic() - started
     settings = {k: v for k, v in vars(args).items() if k not in ("update_results", "update_readme")}
     run = {"name": f"{started_at:%Y-%m-%d %H:%M} UTC at {commit}",
            "started": started_at.isoformat(timespec="seconds"), "commit": commit,

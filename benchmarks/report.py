@@ -66,7 +66,8 @@ def _rows(header: list[str], rows: list[list[str]]) -> str:
 
 
 SCENARIO_NAMES = {"throughput": "1", "per_call": "2", "stall": "3", "shared": "4",
-                  "timed": "5 (time rotation)", "json": "6 (JSON lines)"}
+                  "timed": "5 (time rotation)", "json": "6 (JSON lines)",
+                  "syslog": "7 (shipping logs)"}
 JSON_BASELINE = "python-json-logger + FileHandler"
 AUDIT_HEADER = ["records", "lost", "duplicated", "torn", "misplaced", "latest s"]
 
@@ -147,6 +148,10 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      "one process (records/s until all are on disk, median of the runs; ratio "
                      "to python-json-logger on FileHandler; event-loop time per call)\n"
                      + _rows(["contender", "records/s", "ratio", "loop µs/call", "lost"], rows))
+    if "syslog" in results:
+        from . import syslog
+
+        parts.append(syslog.TITLE + "\n" + syslog.table(results["syslog"]))
     return "\n\n".join(parts)
 
 

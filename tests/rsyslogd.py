@@ -1,0 +1,213 @@
+"""A real rsyslogd on 127.0.0.1 for the syslog tests: UDP, TCP, TLS, RELP and a unix socket.
+
+It runs as a child of the test (``rsyslogd -n -f CONF -i NONE -C``) on free loopback ports,
+with a throwaway CA made here, and writes each input's ``%rawmsg%`` to a file of its own. Its
+main queue is Direct: an input hands a message to the file action before it goes on, so
+imrelp's ``200`` means the message is in the file (the end-to-end setting the README names).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+INSTALL = "apt-get install rsyslog rsyslog-relp rsyslog-openssl"
+_MODULES = Path("/usr/lib/x86_64-linux-gnu/rsyslog")
+
+
+def _binary() -> str | None:
+    found = shutil.which("rsyslogd")
+    return found or ("/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None)
+
+
+def missing() -> str | None:
+    """Why the daemon tests cannot run here, or None."""
+    if _binary() is None:
+        return f"rsyslogd is not installed ({INSTALL})"
+    modules = [p for p in (_MODULES, *Path("/usr/lib").glob("*/rsyslog")) if p.is_dir()]
+    for name in ("imrelp", "lmnsd_ossl"):
+        if not any((p / f"{name}.so").exists() for p in modules):
+            return f"rsyslog's {name} module is not installed ({INSTALL})"
+    return None
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _make_ca(directory: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1, valid for a day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("aiolog test CA"))
+          .issuer_name(name("aiolog test CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(hours=1))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                         critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                 x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(pem(key))
+
+
+_CONF = """\
+global(workDirectory="{d}" maxMessageSize="64k"
+       defaultNetstreamDriverCAFile="{d}/ca.pem"
+       defaultNetstreamDriverCertFile="{d}/cert.pem"
+       defaultNetstreamDriverKeyFile="{d}/key.pem")
+main_queue(queue.type="{queue}")
+module(load="imudp")
+module(load="imtcp")
+module(load="imrelp")
+module(load="imuxsock" SysSock.Use="off")
+template(name="raw" type="string" string="%rawmsg%\\n")
+input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="tcp")
+input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="tls" streamDriver.name="ossl"
+      streamDriver.mode="1" streamDriver.authMode="anon")
+input(type="imrelp" address="127.0.0.1" port="{relp}" ruleset="relp")
+input(type="imuxsock" socket="{d}/log.sock" ruleset="unix" useSpecialParser="off"
+      parseHostname="on")
+ruleset(name="udp") {{ action(type="omfile" file="{d}/udp.log" template="raw") }}
+ruleset(name="tcp") {{ action(type="omfile" file="{d}/tcp.log" template="raw") }}
+ruleset(name="tls") {{ action(type="omfile" file="{d}/tls.log" template="raw") }}
+ruleset(name="relp") {{ action(type="omfile" file="{d}/relp.log" template="raw") }}
+ruleset(name="unix") {{ action(type="omfile" file="{d}/unix.log" template="raw") }}
+*.* action(type="omfile" file="{d}/rsyslogd.log")
+"""
+
+
+class Rsyslogd:
+    """One rsyslogd on loopback ports that stay the same across ``stop()`` and ``start()``."""
+
+    def __init__(self, queue: str = "Direct") -> None:
+        """``queue``: the main queue's type; "LinkedList" is rsyslog's default (in memory)."""
+        # A short directory: a unix socket path must fit in 108 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="aiolog-rsyslog-", dir="/tmp"))
+        self.ports = {"udp": _free_port(socket.SOCK_DGRAM), "tcp": _free_port(socket.SOCK_STREAM),
+                      "tls": _free_port(socket.SOCK_STREAM), "relp": _free_port(socket.SOCK_STREAM)}
+        self.unix_socket = str(self.dir / "log.sock")
+        _make_ca(self.dir)
+        self.conf = self.dir / "rsyslog.conf"
+        self.conf.write_text(_CONF.format(d=self.dir, queue=queue, **self.ports))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def address(self, transport: str) -> tuple[str, int]:
+        return ("127.0.0.1", self.ports[transport])
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
+
+    def start(self) -> None:
+        command = [str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.conf)]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        waiting = {"tcp", "tls", "relp"}
+        while waiting or not os.path.exists(self.unix_socket):
+            if self.proc.poll() is not None:
+                _, errors = self.proc.communicate()
+                raise RuntimeError(f"rsyslogd exited: {errors!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"rsyslogd did not listen on {waiting}")
+            for name in list(waiting):
+                try:
+                    socket.create_connection(self.address(name), timeout=1).close()
+                    waiting.discard(name)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still takes what clients send; rsyslogd reads and answers none."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (rsyslogd answers what it has and closes), or SIGKILL (it just vanishes)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+        try:
+            os.unlink(self.unix_socket)  # a restart makes it anew
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def text(self, name: str) -> str:
+        try:
+            return (self.dir / f"{name}.log").read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def ids(self, name: str, marker: str) -> list[int]:
+        """The numbers after ``marker=`` in every message that arrived, in arrival order."""
+        return [int(n) for n in re.findall(re.escape(marker) + r"=(\d+)\b", self.text(name))]
+
+    def wait_for(self, name: str, marker: str, count: int, settle: float = 1.0,
+                 limit: float = 30.0) -> list[int]:
+        """The ids that arrived, once ``count`` did or nothing more came for ``settle`` s."""
+        deadline = time.monotonic() + limit
+        last, since = -1, time.monotonic()
+        while True:
+            found = self.ids(name, marker)
+            if len(found) >= count:
+                return found
+            if len(found) != last:
+                last, since = len(found), time.monotonic()
+            elif time.monotonic() - since > settle or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
