@@ -108,7 +108,13 @@ class ChunkOwner:
         self._holder = self._thread_ident = threading.get_ident()
         try:
             while True:
-                gave_up = self._write_all(patient=not self.stopping)
+                try:
+                    gave_up = self._write_all(patient=not self.stopping)
+                except Exception as exc:
+                    # Nothing a record, a handler or a sink does may end this thread: its
+                    # records would wait for nobody and flush() would never return.
+                    self._fail_chunk_in_hand(exc)
+                    continue
                 # After a give-up the chunk in hand may still hold the rest of a started line
                 # (see _give_up): stopping must not wait for a disk that refuses it.
                 if self.stopping and (self._chunk is None or gave_up) and not self.queue.items:
@@ -208,7 +214,7 @@ class ChunkOwner:
         while True:
             chunk = self._chunk
             if chunk is None:
-                chunk = self._chunk = self.queue.take(self.sink.encode)
+                chunk = self._chunk = self._take()
                 if chunk is None:
                     return False
                 self.progress.notify()  # room in the queue
@@ -244,6 +250,12 @@ class ChunkOwner:
             failures = 0
             rotate = True
 
+    def _take(self) -> Chunk | None:
+        chunk = self.queue.take(self.sink.encode)
+        if chunk is not None:
+            self.errors += chunk.refused  # records the encoding could not hold (reported)
+        return chunk
+
     def _settle(self, chunk: Chunk, *, ok: bool) -> None:
         if ok:
             self.written += chunk.count
@@ -274,12 +286,22 @@ class ChunkOwner:
                 for mark in chunk.marks:
                     mark.done = True
                 chunk.marks.clear()
-                chunk = self.queue.take(self.sink.encode)
+                chunk = self._take()
         while chunk is not None:
             if chunk is self._chunk:
                 self._chunk = None
             self._settle(chunk, ok=False)
-            chunk = self.queue.take(self.sink.encode)
+            chunk = self._take()
+        self.progress.notify()
+
+    def _fail_chunk_in_hand(self, exc: Exception) -> None:
+        """An unexpected error (a raising ``handleError``, a sink's bug): count the chunk in
+        hand as failed, release its flush marks, and go on with the next."""
+        report(f"aiolog: writing to {self.name} failed unexpectedly; its chunk is counted failed",
+               exc)
+        chunk, self._chunk = self._chunk, None
+        if chunk is not None:
+            self._settle(chunk, ok=False)
         self.progress.notify()
 
     def _report_failure(self, chunk: Chunk) -> None:
