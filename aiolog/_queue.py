@@ -200,12 +200,13 @@ class RecordQueue:
         unreported = self.dropped - self._drops_reported
         if unreported and origin is not None:
             self._drops_reported += unreported
-            lines.insert(0, _drop_line(origin, unreported))
+            lines.insert(0, _drop_line(origin, unreported, self.overflow))
         return Chunk(lines, count, origin, marks, encode)
 
 
-def _drop_line(origin: Origin, dropped: int) -> str:
+def _drop_line(origin: Origin, dropped: int, overflow: Overflow) -> str:
+    why = ("queue full (overflow='drop')" if overflow == "drop" else
+           "the sink stalled and the queue reached its memory bound")
     record = logging.LogRecord("aiolog", logging.WARNING, __file__, 0,
-                               "aiolog dropped %d records: queue full (overflow='drop')",
-                               (dropped,), None)
+                               "aiolog dropped %d records: %s", (dropped, why), None)
     return origin.line(record)
