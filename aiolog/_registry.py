@@ -61,15 +61,36 @@ def live_writers() -> list[Writer]:
     return [writer for writer in list(_live) if not writer.closed]
 
 
-@atexit.register
 def _drain_at_exit() -> None:
     # Records still queued when the program ends without shutdown(): write them now. The owner
-    # threads still run here (daemon threads stop only after atexit), so each writes its own.
+    # threads still run here (daemon threads stop only after this), so each writes its own.
+    # Records logged later (other atexit functions, non-daemon threads) are written by the
+    # callers themselves, synchronously, as after shutdown().
     for writer in list(_live):
         try:
             writer.close()
         except Exception as exc:
             report(f"aiolog: closing {writer.name} at exit failed", exc)
+
+
+# Every way out of a process that Python offers a hook for runs the drain once (a second run
+# finds every writer closed). atexit covers a normal exit. It does not run where
+# multiprocessing ends a child: after the target returns (fork and forkserver children, Pool
+# and ProcessPoolExecutor workers, also when recycled by maxtasksperchild) the child calls
+# threading._shutdown() and then os._exit(). threading._shutdown() runs the functions
+# registered with threading._register_atexit (CPython's hook for concurrent.futures, there
+# since 3.9) before it joins the non-daemon threads; a normal exit runs it too, before atexit.
+# Chosen over hooking multiprocessing's util._exit_function (a child-only path that also
+# differs by start method) and over a non-daemon sentinel thread (one more thread in every
+# process, and forked children must start their own). Without that hook (another Python) the
+# sentinel's job falls to atexit alone.
+atexit.register(_drain_at_exit)
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    try:
+        _register_threading_atexit(_drain_at_exit)
+    except RuntimeError:  # imported while the interpreter is already exiting: atexit only
+        pass
 
 
 def _after_fork_in_child() -> None:
