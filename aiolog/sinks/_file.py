@@ -53,7 +53,13 @@ class FileSink:
     def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
         try:
-            fd = os.open(self.path, _OPEN_FLAGS, 0o644)
+            try:
+                fd = os.open(self.path, _OPEN_FLAGS, 0o644)
+            except FileNotFoundError:
+                # The directory went away after we started (rm -rf logs/): create it again,
+                # as at construction, rather than count every record from here on as failed.
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                fd = os.open(self.path, _OPEN_FLAGS, 0o644)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"aiolog cannot open log file {self.path!r}: directory "
