@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import logging
 import shutil
 import subprocess
@@ -94,19 +95,21 @@ def fill(disk: Path) -> Path:
 class TestFullSharedDisk:
     def test_three_processes_on_a_full_tmpfs_never_glue_records(
             self, tmp_path: Path, small_tmpfs: Path) -> None:
-        """3 processes share a 4 MiB tmpfs that is filled for 1 s, three times: every line in
+        """3 processes share a 4 MiB tmpfs that is filled three times, then freed a page at a time: every line in
         the file is one whole record, each process's records are all there once and in order,
         and stats() says so."""
         (tmp_path / "worker.py").write_text(textwrap.dedent(WORKER))
-        tags, n = ["P0", "P1", "P2"], 6000
+        tags, n = ["P0", "P1", "P2"], 9000
         procs = [subprocess.Popen([sys.executable, "worker.py", str(small_tmpfs / "app.log"),
                                    tag, str(n)], cwd=tmp_path, stderr=subprocess.DEVNULL)
                  for tag in tags]
         try:
             for _ in range(3):
-                time.sleep(1)
+                time.sleep(0.5)
                 filler = fill(small_tmpfs)
-                time.sleep(1)
+                for _ in range(20):  # a page at a time comes free: short writes, mid-line
+                    time.sleep(0.05)
+                    os.truncate(filler, max(filler.stat().st_size - 4096, 0))
                 filler.unlink()
             wait_all(procs)
         finally:
