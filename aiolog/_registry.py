@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
+from types import FrameType
 import weakref
 from typing import TextIO
 
@@ -34,7 +36,8 @@ def file_writer(path: str, *, max_queue: int, overflow: Overflow, **options: obj
             _files[key] = writer
             _live.add(writer)
         writer.users += 1
-        return writer
+    _watch_sigterm()
+    return writer
 
 
 def stream_writer(stream: TextIO, *, max_queue: int, overflow: Overflow) -> Writer:
@@ -42,6 +45,7 @@ def stream_writer(stream: TextIO, *, max_queue: int, overflow: Overflow) -> Writ
     writer = Writer(StreamSink(stream), max_queue=max_queue, overflow=overflow)
     writer.users = 1
     _live.add(writer)
+    _watch_sigterm()
     return writer
 
 
@@ -91,6 +95,48 @@ if _register_threading_atexit is not None:
         _register_threading_atexit(_drain_at_exit)
     except RuntimeError:  # imported while the interpreter is already exiting: atexit only
         pass
+
+
+_sigterm_watched = False
+
+
+def _watch_sigterm() -> None:
+    """Where SIGTERM would kill the process outright, drain first, then die of it.
+
+    With the default action a SIGTERM ends the process without atexit: a container stop of a
+    program with no handler, or a server that restores the default and re-raises the signal
+    after its graceful shutdown (uvicorn, alone or as gunicorn's worker). Installed once, by
+    the first writer, and only where it changes nothing else: on the main thread (the only
+    one that may) and only while the disposition is the default one (not ignored, no handler
+    of the application's or of another library, none set outside Python). A server that
+    installs its own handler later and restores ours before re-raising (uvicorn's
+    ``capture_signals``) reaches it. Its one cost: Python runs it between bytecodes on the main
+    thread, so a main thread inside a long C call that ignores EINTR dies when it returns.
+    """
+    global _sigterm_watched
+    if _sigterm_watched or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _drain_and_die)
+    except (ValueError, OSError):  # a sub-interpreter, or no SIGTERM here
+        return
+    _sigterm_watched = True
+
+
+def _drain_and_die(signum: int, frame: FrameType | None) -> None:
+    # Runs on the main thread between bytecodes, not inside the C signal handler. close()
+    # waits only for the owner threads (and the right to write, never taken from the code
+    # this interrupted: see ChunkOwner.join) and gives up on a sink stuck for STUCK_DEADLINE.
+    # A gzip in progress is not waited for: a process on its way out leaves it to the next.
+    for writer in list(_live):
+        try:
+            writer.close(compressions=False)
+        except Exception as exc:
+            report(f"aiolog: closing {writer.name} on SIGTERM failed", exc)
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)  # the default action, as if we had never been here
 
 
 def _after_fork_in_child() -> None:

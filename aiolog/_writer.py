@@ -115,8 +115,12 @@ class Writer:
             compressions = self.compressions
             await owner.progress.wait_async(compressions.idle)
 
-    def close(self) -> None:
-        """The synchronous twin of ``aclose()``, for ``Handler.close()`` and exit."""
+    def close(self, *, compressions: bool = True) -> None:
+        """The synchronous twin of ``aclose()``, for ``Handler.close()`` and exit.
+
+        ``compressions=False`` does not wait for a gzip of rotated files in progress (a
+        process about to die of a signal): the next rotation's sweep does what it left.
+        """
         if self.closed:
             return
         self.closed = True
@@ -125,7 +129,7 @@ class Writer:
             self._report_stuck()
             return
         self.owner.write_here()
-        if self.compressions is not None:
+        if compressions and self.compressions is not None:
             self.compressions.join()
 
     def _report_stuck(self) -> None:
