@@ -69,6 +69,8 @@ class ChunkOwner:
         self.finished = False  # ... and it has let go of everything
         self._stalled = False  # the last try could not write (lock held elsewhere, disk failing)
         self._write_since = 0.0  # monotonic start of the sink.write() in progress; 0: none
+        self._progress: tuple[int, int, int] = (0, 0, 0)  # what stuck_for() saw last ...
+        self._progress_at = 0.0  # ... and when it changed
         self.failing = False
 
     # -- the producer side -----------------------------------------------------------------
@@ -192,9 +194,23 @@ class ChunkOwner:
         return self._stalled or self.stuck_for() > STALL_AFTER
 
     def stuck_for(self) -> float:
-        """Seconds the ``write()`` in progress has been going on; 0 when none is."""
+        """Seconds the ``write()`` in progress has gone without progress; 0 when none is.
+
+        Progress is judged from outside, by whoever asks (the sink is inside a blocking call):
+        the chunk's offset or the sink's rotations changed since the last look. One write()
+        may rotate many times (a chunk of small records and a tiny max_bytes), and that is
+        a slow sink, not a stuck one. A look after a change resets the clock; only a late
+        look can make it shorter, never longer.
+        """
         since = self._write_since
-        return time.monotonic() - since if since else 0.0
+        if not since:
+            return 0.0
+        now = time.monotonic()
+        chunk = self._chunk
+        progress = (id(chunk), chunk.offset if chunk is not None else 0, self.sink.rotations)
+        if progress != self._progress:
+            self._progress, self._progress_at = progress, now
+        return now - max(since, self._progress_at)
 
     def writing(self) -> bool:
         """Whether anyone (the thread, or a caller) holds the right to write now."""

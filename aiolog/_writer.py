@@ -17,10 +17,11 @@ from ._owner import STALL_AFTER, ChunkOwner, report
 from ._queue import FlushMark, Item, Overflow, RecordQueue
 from .sinks import FileSink, Sink
 
-# While the sink is stalled, records wait in memory up to this many times ``max_queue``
-# (100,000 records by default); past that bound they are dropped, counted in
-# stats()["dropped"], and a line says how many once the sink takes writes again.
+# While the sink is stalled, records wait in memory up to this many times ``max_queue``, and
+# at least STALLED_QUEUE_MIN (100,000 records by default); past that bound they are dropped,
+# counted in stats()["dropped"], and a line says how many once the sink takes writes again.
 STALLED_QUEUE_FACTOR: Final = 10
+STALLED_QUEUE_MIN: Final = 100_000
 # shutdown(), close() and the exit drain wait for a sink whose write() does not return for at
 # most this many seconds, then say on stderr what they could not write; flush() returns then.
 STUCK_DEADLINE: Final = 5.0
@@ -32,6 +33,7 @@ class Writer:
     def __init__(self, sink: Sink, *, max_queue: int, overflow: Overflow) -> None:
         self.sink = sink
         self.queue = RecordQueue(max_queue, overflow)
+        self.memory_bound = max(STALLED_QUEUE_FACTOR * max_queue, STALLED_QUEUE_MIN)
         self.owner = ChunkOwner(self.queue, sink, self.name, self._after_rotation)
         self.compressions = (Compressions(sink, self.owner)
                              if isinstance(sink, FileSink) and sink.compress else None)
@@ -65,7 +67,7 @@ class Writer:
         if not owner.is_owner_thread():
             owner.progress.wait(lambda: not queue.full() or owner.stalled or not owner.running(),
                                 recheck=STALL_AFTER)
-        if len(queue.items) >= queue.max_queue * STALLED_QUEUE_FACTOR:
+        if len(queue.items) >= self.memory_bound:
             queue.count_drop()
             return False
         return True
@@ -174,6 +176,9 @@ class Writer:
         return getattr(self.sink, "path", None) or repr(getattr(self.sink, "stream", self.sink))
 
     def reset_after_fork(self) -> None:
+        reopen = getattr(self.sink, "reset_after_fork", None)
+        if reopen is not None:
+            reopen()
         self.owner.reset_after_fork(closed=self.closed)
         if self.compressions is not None:
             self.compressions.reset_after_fork()

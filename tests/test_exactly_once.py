@@ -129,8 +129,7 @@ class TestFailingDisk:
         path.symlink_to("/dev/full")
         logging.raiseExceptions = False  # the one report per burst is not this test's subject
         try:
-            # 2,000 records wait: past max_queue, within the memory bound (10 x max_queue).
-            [handler] = await aiolog.configure(path, format="%(name)s %(message)s", max_queue=300)
+            [handler] = await aiolog.configure(path, format="%(name)s %(message)s", max_queue=100)
 
             def from_thread() -> None:
                 for i in range(1000):

@@ -173,6 +173,15 @@ class FileSink:
             self.lock.release()
         return True
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: let go of the parent's open file, and open our own when needed.
+
+        A flock belongs to the open file, which fork shares: writing through the parent's,
+        the child's flocks would convert and release the parent's (and append after a line
+        the parent holds torn). Closing our copy of the descriptor leaves the parent's intact.
+        """
+        self.close()
+
     def close(self) -> None:
         self._torn = -1
         file, self._file = self._file, None
