@@ -470,7 +470,11 @@ class WriterMachine(RuleBasedStateMachine):
             assert stats["rotations"] == len(files) - 1, (stats, [name for name, _, _ in files])
         for name, size, count in files:
             # RotatingFileHandler's promise: no file past max_bytes unless one record is.
-            assert size <= self.max_bytes or count == 1, (name, size, count, self.max_bytes)
+            # Except where an exiting child met our rotation lock: an exit never waits for
+            # another process, so its last records went into the current file unrotated
+            # (the README's "When things go wrong").
+            assert size <= self.max_bytes or count == 1 or children, (
+                name, size, count, self.max_bytes)
 
 
 def main() -> None:
