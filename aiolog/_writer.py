@@ -83,7 +83,8 @@ class Writer:
     async def flush(self) -> None:
         """Return once every record queued before the call is written (or counted failed).
 
-        Returns early while the disk refuses writes; ``stats()["errors"]`` tells what failed.
+        Returns early while the disk refuses writes (``stats()["errors"]`` tells what failed),
+        and once a ``write()`` has made no progress for ``STUCK_DEADLINE``.
         """
         mark, owner = self._mark(), self.owner
         await owner.progress.wait_async(lambda: mark.done or self._given_up(), recheck=0.05)
