@@ -6,8 +6,8 @@ import atexit
 import os
 import signal
 import threading
-from types import FrameType
 import weakref
+from types import FrameType
 from typing import TextIO
 
 from ._owner import report
@@ -86,8 +86,8 @@ def _drain_at_exit() -> None:
 # since 3.9) before it joins the non-daemon threads; a normal exit runs it too, before atexit.
 # Chosen over hooking multiprocessing's util._exit_function (a child-only path that also
 # differs by start method) and over a non-daemon sentinel thread (one more thread in every
-# process, and forked children must start their own). Without that hook (another Python) the
-# sentinel's job falls to atexit alone.
+# process, and forked children must start their own). Where that hook is missing (another
+# Python implementation), atexit alone drains.
 atexit.register(_drain_at_exit)
 _register_threading_atexit = getattr(threading, "_register_atexit", None)
 if _register_threading_atexit is not None:
