@@ -119,3 +119,42 @@ class TestStderrPipeNobodyReads:
         stats = stalled["while_stalled"]
         assert isinstance(stats, dict) and stats["dropped"] == 0
         assert stats["written"] + stats["queued"] == total
+
+
+SHUTDOWN_CHILD = """
+    import asyncio, json, logging, sys, aiolog
+
+    async def main():
+        handler = aiolog.AsyncStreamHandler(sys.stdout)  # a pipe nobody reads
+        await aiolog.configure(handlers=[handler], format="%(message)s")
+        for i in range(30_000):
+            logging.getLogger("app").info("n %d", i)
+            if i % 200 == 0:
+                await asyncio.sleep(0)
+        await aiolog.shutdown()  # returns at the deadline
+        with open("stats", "w") as out:
+            json.dump(handler.stats(), out)
+
+    asyncio.run(main())
+"""
+
+
+def test_shutdown_gives_up_on_a_stuck_stdout_and_says_so_on_stderr(tmp_path: Path) -> None:
+    """shutdown() stops waiting for a stdout nobody reads at the deadline, says on stderr how
+    many records it could not write, and stats() still counts them as queued."""
+    (tmp_path / "child.py").write_text(textwrap.dedent(SHUTDOWN_CHILD))
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "child.py"], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=err)
+    assert proc.stdout is not None
+    try:
+        assert proc.wait(timeout=180) == 0  # never read: a hang fails here
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    stats = json.loads((tmp_path / "stats").read_text())
+    reported = re.findall(r"has not taken a write for 5 s; (\d+) records not written",
+                          (tmp_path / "err").read_text())
+    assert stats["queued"] > 0 and list(map(int, reported)) == [stats["queued"]]
+    assert stats["written"] + stats["queued"] == 30_000
