@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 MAX_QUEUE = 10_000  # the default
@@ -62,7 +63,6 @@ def start(tmp_path: Path, total: int, mode: str) -> subprocess.Popen[bytes]:
 
 def wait_for_file(proc: subprocess.Popen[bytes], path: Path) -> dict[str, object]:
     """The child's report, once written; a child that hangs (or dies) first fails the test."""
-    import time
     deadline = time.monotonic() + 180  # hang detection only: a healthy run needs seconds
     while not path.exists() or not path.read_text().endswith("}"):
         assert proc.poll() is None, f"child ended early: {proc.returncode}"
