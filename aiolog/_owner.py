@@ -33,6 +33,11 @@ _LOCK_POLL: Final = 0.005  # seconds between tries of a rotation lock another pr
 _LINGER: Final = 0.0005  # seconds a woken owner lets a burst gather before taking it
 _LINGER_RECORDS: Final = 100  # ... unless this many records wait already
 _ATTEMPTS_WHEN_IMPATIENT: Final = 3  # a stopped writer's caller, or shutdown, gives up after these
+# The stalled-sink rule, for every sink: a write() that has not returned after this long counts
+# as stalled, like a held rotation lock or a failing disk. Producers stop waiting for room then
+# (see Writer._room), so the event loop never waits longer for a pipe, a socket or a hung mount.
+STALL_AFTER: Final = 0.005
+_JOIN_POLL: Final = 0.05  # seconds between looks at a stuck sink while waiting to close
 
 
 class ChunkOwner:
@@ -62,7 +67,10 @@ class ChunkOwner:
         self.stopping = False
         self.stopped = False  # no owner thread will run again: callers write themselves
         self.finished = False  # ... and it has let go of everything
-        self.stalled = False  # the last try could not write (lock held elsewhere, disk failing)
+        self._stalled = False  # the last try could not write (lock held elsewhere, disk failing)
+        self._write_since = 0.0  # monotonic start of the sink.write() in progress; 0: none
+        self._progress: tuple[int, int, int] = (0, 0, 0)  # what stuck_for() saw last ...
+        self._progress_at = 0.0  # ... and when it changed
         self.failing = False
 
     # -- the producer side -----------------------------------------------------------------
@@ -108,7 +116,13 @@ class ChunkOwner:
         self._holder = self._thread_ident = threading.get_ident()
         try:
             while True:
-                gave_up = self._write_all(patient=not self.stopping)
+                try:
+                    gave_up = self._write_all(patient=not self.stopping)
+                except Exception as exc:
+                    # Nothing a record, a handler or a sink does may end this thread: its
+                    # records would wait for nobody and flush() would never return.
+                    self._fail_chunk_in_hand(exc)
+                    continue
                 # After a give-up the chunk in hand may still hold the rest of a started line
                 # (see _give_up): stopping must not wait for a disk that refuses it.
                 if self.stopping and (self._chunk is None or gave_up) and not self.queue.items:
@@ -155,16 +169,48 @@ class ChunkOwner:
         else:
             self._wake.set()
 
-    def join(self) -> None:
-        """Wait until the owner thread has ended and no caller is writing."""
+    def join(self, give_up_after: float) -> bool:
+        """Wait until the owner thread has ended and no caller is writing; False if a sink
+        ``write()`` stays in progress for ``give_up_after`` seconds first (a stuck sink)."""
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            while thread.is_alive():
+                if self.stuck_for() > give_up_after:
+                    return False
+                thread.join(_JOIN_POLL)
         if not self.is_owner_thread():
             # A caller may still be writing a record it logged during the close: a close()
             # followed by os.execv must find it whole on disk.
-            with self._right:
-                pass
+            while not self._right.acquire(timeout=_JOIN_POLL):
+                if self.stuck_for() > give_up_after:
+                    return False
+            self._right.release()
+        return True
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the sink takes nothing now: a lock held elsewhere, a failing disk, or a
+        ``write()`` in progress for longer than ``STALL_AFTER``. Waiting for room stops then."""
+        return self._stalled or self.stuck_for() > STALL_AFTER
+
+    def stuck_for(self) -> float:
+        """Seconds the ``write()`` in progress has gone without progress; 0 when none is.
+
+        Progress is judged from outside, by whoever asks (the sink is inside a blocking call):
+        the chunk's offset or the sink's rotations changed since the last look. One write()
+        may rotate many times (a chunk of small records and a tiny max_bytes), and that is
+        a slow sink, not a stuck one. A look after a change resets the clock; only a late
+        look can make it shorter, never longer.
+        """
+        since = self._write_since
+        if not since:
+            return 0.0
+        now = time.monotonic()
+        chunk = self._chunk
+        progress = (id(chunk), chunk.offset if chunk is not None else 0, self.sink.rotations)
+        if progress != self._progress:
+            self._progress, self._progress_at = progress, now
+        return now - max(since, self._progress_at)
 
     def writing(self) -> bool:
         """Whether anyone (the thread, or a caller) holds the right to write now."""
@@ -208,14 +254,16 @@ class ChunkOwner:
         while True:
             chunk = self._chunk
             if chunk is None:
-                chunk = self._chunk = self.queue.take(self.sink.encode)
+                chunk = self._chunk = self._take()
                 if chunk is None:
                     return False
                 self.progress.notify()  # room in the queue
             rotations = self.sink.rotations
+            self._write_since = time.monotonic()
             try:
                 complete = self.sink.write(chunk, rotate=rotate)
             except Exception:
+                self._write_since = 0.0
                 failures += 1
                 self._report_failure(chunk)  # inside except: handleError() shows the error
                 if (not patient or self.stopping) and failures >= _ATTEMPTS_WHEN_IMPATIENT:
@@ -224,6 +272,7 @@ class ChunkOwner:
                 self._pause(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
+            self._write_since = 0.0
             if self.sink.rotations != rotations:
                 self._after_rotation()
             if not complete:  # another process holds the rotation lock
@@ -233,8 +282,8 @@ class ChunkOwner:
                     # file, unrotated, and a later writer rotates.
                     rotate = False
                     continue
-                if not self.stalled:
-                    self.stalled = True
+                if not self._stalled:
+                    self._stalled = True
                     self.progress.notify()
                 self._pause(_LOCK_POLL)
                 continue
@@ -244,6 +293,12 @@ class ChunkOwner:
             failures = 0
             rotate = True
 
+    def _take(self) -> Chunk | None:
+        chunk = self.queue.take(self.sink.encode)
+        if chunk is not None:
+            self.errors += chunk.refused  # records the encoding could not hold (reported)
+        return chunk
+
     def _settle(self, chunk: Chunk, *, ok: bool) -> None:
         if ok:
             self.written += chunk.count
@@ -252,7 +307,7 @@ class ChunkOwner:
                 report(f"aiolog: writing to {self.name} works again", None)
         else:
             self.errors += chunk.count
-        self.stalled = False
+        self._stalled = False
         for mark in chunk.marks:
             mark.done = True
         self.progress.notify()
@@ -274,17 +329,28 @@ class ChunkOwner:
                 for mark in chunk.marks:
                     mark.done = True
                 chunk.marks.clear()
-                chunk = self.queue.take(self.sink.encode)
+                chunk = self._take()
         while chunk is not None:
             if chunk is self._chunk:
                 self._chunk = None
             self._settle(chunk, ok=False)
-            chunk = self.queue.take(self.sink.encode)
+            chunk = self._take()
+        self.progress.notify()
+
+    def _fail_chunk_in_hand(self, exc: Exception) -> None:
+        """An unexpected error (a raising ``handleError``, a sink's bug): count the chunk in
+        hand as failed, release its flush marks, and go on with the next."""
+        report(f"aiolog: writing to {self.name} failed unexpectedly; its chunk is counted failed",
+               exc)
+        self._write_since = 0.0
+        chunk, self._chunk = self._chunk, None
+        if chunk is not None:
+            self._settle(chunk, ok=False)
         self.progress.notify()
 
     def _report_failure(self, chunk: Chunk) -> None:
         """Tell the handler once per burst, as ``logging`` would; count the rest in stats()."""
-        self.stalled = True
+        self._stalled = True
         if self.failing:
             return
         self.failing = True

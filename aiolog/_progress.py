@@ -29,8 +29,12 @@ class Progress:
                 return
             wake()
 
-    def wait(self, ready: Callable[[], bool]) -> None:
-        """Block this thread until ``ready()``."""
+    def wait(self, ready: Callable[[], bool], recheck: float = -1) -> None:
+        """Block this thread until ``ready()``, looking again every ``recheck`` seconds too
+        (for conditions that become true with time alone: a sink stuck for too long).
+
+        A wait that times out leaves its gate in the list; the next ``notify()`` opens it.
+        """
         while not ready():
             gate = threading.Lock()
             gate.acquire()
@@ -39,10 +43,13 @@ class Progress:
             # found no waiter, but what it announced is visible now.
             if ready():
                 return
-            gate.acquire()
+            gate.acquire(timeout=recheck)
 
-    async def wait_async(self, ready: Callable[[], bool]) -> None:
-        """Await ``ready()`` on the running loop; notify() may come from any thread."""
+    async def wait_async(self, ready: Callable[[], bool], recheck: float | None = None) -> None:
+        """Await ``ready()`` on the running loop; notify() may come from any thread.
+
+        With ``recheck``, it looks again every ``recheck`` seconds too, as ``wait()`` does.
+        """
         loop = asyncio.get_running_loop()
         while not ready():
             woken = loop.create_future()
@@ -56,7 +63,10 @@ class Progress:
             self._waiters.append(wake)
             if ready():
                 return
+            timer = None if recheck is None else loop.call_later(recheck, _resolve, woken)
             await woken
+            if timer is not None:
+                timer.cancel()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -46,18 +46,48 @@ class Chunk:
     where it stopped and never repeats a byte.
     """
 
-    __slots__ = ("lines", "data", "count", "origin", "marks", "offset", "_ends", "_encode")
+    __slots__ = ("lines", "data", "count", "refused", "origin", "marks", "offset", "_ends",
+                 "_encode")
 
     def __init__(self, lines: list[str], count: int, origin: Origin | None,
                  marks: list[FlushMark], encode: _Encoder) -> None:
         self.lines = lines
-        self.data = encode("".join(lines))
         self.count = count  # records, not counting a "dropped N" line
+        self.refused = 0  # records the encoding cannot hold: reported, counted, not written
         self.origin = origin  # whose handleError() hears of a failed write
         self.marks = marks
         self.offset = 0
         self._ends: list[int] | None = None
         self._encode = encode
+        try:
+            self.data = encode("".join(lines))
+        except Exception:  # one line the encoding cannot hold (errors="strict"): find it
+            self.data = self._encode_each()
+
+    def _encode_each(self) -> bytes | str:
+        """Encode line by line, leaving out (and reporting) the lines that cannot be encoded.
+
+        Runs on the owner thread, where an exception would end the thread and lose the chunk
+        with its flush marks; a record the encoding cannot hold is refused as
+        ``logging.FileHandler`` refuses it in ``emit()``: reported through ``handleError``,
+        not written, and counted (in ``stats()["errors"]``). Its neighbours are written.
+        """
+        notice = len(self.lines) - self.count  # a leading "dropped N" line is no record
+        kept: list[str] = []
+        parts: list[bytes | str] = []
+        for i, line in enumerate(self.lines):
+            try:
+                parts.append(self._encode(line))
+            except Exception:
+                if i >= notice:
+                    self.refused += 1
+                if self.origin is not None:  # inside except: handleError shows the error
+                    self.origin.handleError(logging.makeLogRecord({"msg": line.rstrip("\n")}))
+                continue
+            kept.append(line)
+        self.count -= self.refused
+        self.lines = kept
+        return self._encode("")[:0].join(parts)  # type: ignore[arg-type]
 
     @property
     def done(self) -> bool:
@@ -170,12 +200,13 @@ class RecordQueue:
         unreported = self.dropped - self._drops_reported
         if unreported and origin is not None:
             self._drops_reported += unreported
-            lines.insert(0, _drop_line(origin, unreported))
+            lines.insert(0, _drop_line(origin, unreported, self.overflow))
         return Chunk(lines, count, origin, marks, encode)
 
 
-def _drop_line(origin: Origin, dropped: int) -> str:
+def _drop_line(origin: Origin, dropped: int, overflow: Overflow) -> str:
+    why = ("queue full (overflow='drop')" if overflow == "drop" else
+           "the sink stalled and the queue reached its memory bound")
     record = logging.LogRecord("aiolog", logging.WARNING, __file__, 0,
-                               "aiolog dropped %d records: queue full (overflow='drop')",
-                               (dropped,), None)
+                               "aiolog dropped %d records: %s", (dropped, why), None)
     return origin.line(record)

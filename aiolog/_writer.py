@@ -9,11 +9,22 @@ before it.
 
 from __future__ import annotations
 
+import os
 import threading
+from typing import Final
 
-from ._owner import ChunkOwner, report
+from ._owner import STALL_AFTER, ChunkOwner, report
 from ._queue import FlushMark, Item, Overflow, RecordQueue
 from .sinks import FileSink, Sink
+
+# While the sink is stalled, records wait in memory up to this many times ``max_queue``, and
+# at least STALLED_QUEUE_MIN (100,000 records by default); past that bound they are dropped,
+# counted in stats()["dropped"], and a line says how many once the sink takes writes again.
+STALLED_QUEUE_FACTOR: Final = 10
+STALLED_QUEUE_MIN: Final = 100_000
+# shutdown(), close() and the exit drain wait for a sink whose write() does not return for at
+# most this many seconds, then say on stderr what they could not write; flush() returns then.
+STUCK_DEADLINE: Final = 5.0
 
 
 class Writer:
@@ -22,6 +33,7 @@ class Writer:
     def __init__(self, sink: Sink, *, max_queue: int, overflow: Overflow) -> None:
         self.sink = sink
         self.queue = RecordQueue(max_queue, overflow)
+        self.memory_bound = max(STALLED_QUEUE_FACTOR * max_queue, STALLED_QUEUE_MIN)
         self.owner = ChunkOwner(self.queue, sink, self.name, self._after_rotation)
         self.compressions = (Compressions(sink, self.owner)
                              if isinstance(sink, FileSink) and sink.compress else None)
@@ -48,10 +60,16 @@ class Writer:
         # "block": wait until the owner takes the next chunk out of the queue. Waiting also
         # hands the GIL to the owner thread, which a busy event loop would otherwise starve.
         # But never wait for something outside this process (another process holding the
-        # rotation lock, a disk refusing writes), nor for ourselves: then the queue grows past
-        # max_queue instead, and nothing is lost.
+        # rotation lock, a disk refusing writes, a write() that does not return: a pipe or a
+        # socket nobody reads, a hung mount), nor for ourselves: then the queue grows past
+        # max_queue instead, up to the memory bound. A write() in progress is judged stalled
+        # only after STALL_AFTER, so the wait looks again that often.
         if not owner.is_owner_thread():
-            owner.progress.wait(lambda: not queue.full() or owner.stalled or not owner.running())
+            owner.progress.wait(lambda: not queue.full() or owner.stalled or not owner.running(),
+                                recheck=STALL_AFTER)
+        if len(queue.items) >= self.memory_bound:
+            queue.count_drop()
+            return False
         return True
 
     # -- flush and close ---------------------------------------------------------------------
@@ -65,16 +83,22 @@ class Writer:
     async def flush(self) -> None:
         """Return once every record queued before the call is written (or counted failed).
 
-        Returns early while the disk refuses writes; ``stats()["errors"]`` tells what failed.
+        Returns early while the disk refuses writes (``stats()["errors"]`` tells what failed),
+        and once a ``write()`` has made no progress for ``STUCK_DEADLINE``.
         """
         mark, owner = self._mark(), self.owner
-        await owner.progress.wait_async(lambda: mark.done or owner.failing)
+        await owner.progress.wait_async(lambda: mark.done or self._given_up(), recheck=0.05)
 
     def flush_sync(self) -> None:
         """The blocking twin of ``flush()``; safe in a signal handler (see ``_progress``)."""
         mark, owner = self._mark(), self.owner
         if not owner.is_owner_thread():  # the owner (or a caller writing) waits for no one
-            owner.progress.wait(lambda: mark.done or owner.failing)
+            owner.progress.wait(lambda: mark.done or self._given_up(), recheck=0.05)
+
+    def _given_up(self) -> bool:
+        """Whether waiting for the sink is pointless now: the disk refuses writes, or a
+        ``write()`` has not returned for ``STUCK_DEADLINE``."""
+        return self.owner.failing or self.owner.stuck_for() > STUCK_DEADLINE
 
     async def aclose(self) -> None:
         """Write everything, stop the owner, close the sink, wait for compressions."""
@@ -83,22 +107,55 @@ class Writer:
         self.closed = True
         owner = self.owner
         owner.stop()
-        await owner.progress.wait_async(lambda: owner.finished and not owner.writing())
+        await owner.progress.wait_async(
+            lambda: owner.finished and not owner.writing() or owner.stuck_for() > STUCK_DEADLINE,
+            recheck=0.05)
+        if owner.stuck_for() > STUCK_DEADLINE:
+            self._report_stuck()
+            return
         owner.write_here()  # what came after the owner's last look; closes the sink
         if self.compressions is not None:
             compressions = self.compressions
             await owner.progress.wait_async(compressions.idle)
 
-    def close(self) -> None:
-        """The synchronous twin of ``aclose()``, for ``Handler.close()`` and exit."""
+    def close(self, *, compressions: bool = True) -> None:
+        """The synchronous twin of ``aclose()``, for ``Handler.close()`` and exit.
+
+        ``compressions=False`` does not wait for a gzip of rotated files in progress (a
+        process about to die of a signal): the next rotation's sweep does what it left.
+        """
         if self.closed:
             return
         self.closed = True
         self.owner.stop()
-        self.owner.join()
+        if not self.owner.join(give_up_after=STUCK_DEADLINE):
+            self._report_stuck()
+            return
         self.owner.write_here()
-        if self.compressions is not None:
+        if compressions and self.compressions is not None:
             self.compressions.join()
+
+    def _report_stuck(self) -> None:
+        """Say on stderr what a stuck sink kept us from writing (stats()["queued"] counts it).
+
+        The owner thread keeps the records: if the sink takes writes again before the process
+        ends, they are still written, once. Said from a thread of its own: when stderr is a
+        pipe nobody reads, saying it would block too, and exit must not wait for it. When
+        stderr is the stuck sink itself it is not said at all: a thread blocked inside
+        sys.stderr's lock makes the interpreter abort at exit instead of ending.
+        """
+        if _same_file(self.sink, 2):
+            return
+        message = (f"aiolog: {self.name} has not taken a write for {STUCK_DEADLINE:g} s; "
+                   f"{self.owner.queued} records not written")
+        thread = threading.Thread(target=report, args=(message, None), daemon=True,
+                                  name="aiolog-report")
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exit refuses threads: say it here
+            report(message, None)
+            return
+        thread.join(0.5)
 
     # -- rotation follow-up, stats -------------------------------------------------------------
 
@@ -133,11 +190,23 @@ class Writer:
 
     def reset_after_fork(self) -> None:
         reset_sink = getattr(self.sink, "reset_after_fork", None)
-        if reset_sink is not None:  # a connection to a collector is the parent's, not ours
+        if reset_sink is not None:  # a file, or a connection to a collector, is the parent's
             reset_sink()
         self.owner.reset_after_fork(closed=self.closed)
         if self.compressions is not None:
             self.compressions.reset_after_fork()
+
+
+def _same_file(sink: Sink, fd: int) -> bool:
+    """Whether ``sink`` writes to the file (or pipe) that descriptor ``fd`` is open on."""
+    own = getattr(sink, "fd", None)
+    if own is None:
+        return False
+    try:
+        a, b = os.fstat(own), os.fstat(fd)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 class Compressions:

@@ -90,8 +90,15 @@ def check_complete_and_ordered(files: list[LogFile], expected: dict[str, int]) -
         assert seen[source] == list(range(count)), f"{source}: lost, duplicated or out of order"
 
 
-def latest_write_after_rotation(directory: Path) -> float:
-    """How long after a file was rotated away a process still wrote into it, from the traces."""
+def writes_after_rotation(directory: Path) -> list[tuple[float, int]]:
+    """The writes that looked at the path after their file was rotated away, from the traces.
+
+    Every write looks at the path first (is its inode still ours?) and writes one piece. The
+    README allows one chunk into a file already rotated away: a write that looked just before
+    another process rotated. A write that looked after the rotation and still wrote into the
+    rotated file is a misplaced record; this lists them (it should be empty). No clock margin:
+    the processes share one clock, and the order of a look and a rotation is all that counts.
+    """
     writes, rotated_at = [], {}
     for trace in directory.glob("*.trace"):
         for event in trace.read_text().splitlines():
@@ -101,4 +108,4 @@ def latest_write_after_rotation(directory: Path) -> float:
             else:
                 rotated_at[int(inode)] = min(float(at), rotated_at.get(int(inode), float("inf")))
     assert writes and rotated_at, "no trace: the workers did not write or rotate"
-    return max([at - rotated_at[inode] for at, inode in writes if inode in rotated_at] + [0.0])
+    return [(at, inode) for at, inode in writes if at > rotated_at.get(inode, float("inf"))]

@@ -46,6 +46,7 @@ class FileSink:
         self.lock = Lockfile(self.path + ".lock", timeout=lock_timeout)
         self.rotations = 0
         self._file: io.FileIO | None = None
+        self._torn = -1  # the descriptor we hold exclusively while a line of ours is torn in it
         self._identity = (0, 0)
         self._next_boundary = float("inf")
         self.open()
@@ -53,7 +54,13 @@ class FileSink:
     def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
         try:
-            fd = os.open(self.path, _OPEN_FLAGS, 0o644)
+            try:
+                fd = os.open(self.path, _OPEN_FLAGS, 0o644)
+            except FileNotFoundError:
+                # The directory went away after we started (rm -rf logs/): create it again,
+                # as at construction, rather than count every record from here on as failed.
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                fd = os.open(self.path, _OPEN_FLAGS, 0o644)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"aiolog cannot open log file {self.path!r}: directory "
@@ -65,6 +72,7 @@ class FileSink:
         st = os.fstat(fd)
         self._identity = (st.st_dev, st.st_ino)
         if old is not None:
+            self._torn = -1  # its flock goes with it
             old.close()
         if self.time_policy is not None:
             # A file left over from an earlier interval is due at once.
@@ -86,22 +94,46 @@ class FileSink:
         while not chunk.done:
             file = self._file or self.open()
             fd = file.fileno()
+            torn = self._torn == fd
+            end: int | None
             # Shared flock from the look at the path until the write returns: a compressor takes
             # it exclusively before reading a rotated file for the last time, so a chunk that
             # lands late in a just-rotated file is always in what it compresses.
-            _rotation.flock(fd, exclusive=False)
+            if not torn:
+                _rotation.flock(fd, exclusive=False)
             try:
-                moved = self._moved()
-                end = None if moved else self._piece_end(chunk) if rotate else len(chunk.data)
+                if torn:  # finish the torn line where it started, whatever the path names now
+                    moved, end = False, chunk.next_end()
+                else:
+                    moved = self._moved()
+                    end = None if moved else self._piece_end(chunk) if rotate else len(chunk.data)
                 if end is not None:
                     chunk.offset += file.write(view[chunk.offset : end]) or 0
             finally:
-                _rotation.flock(fd, exclusive=None)
+                self._hold_while_torn(fd, chunk, torn)
             if moved:
                 self.open()
             elif end is None and not self._rotate_for(chunk):
                 return False
         return True
+
+    def _hold_while_torn(self, fd: int, chunk: Chunk, torn: bool) -> None:
+        """Keep other processes from appending after a fragment of ours until it is finished.
+
+        A short write (a full disk, shared by several processes) leaves part of a line at
+        the end of the file. Whatever another process appends before we write the rest would
+        be glued onto that fragment, tearing two records. So from a short write mid-line until
+        that line is finished, we hold the file's flock exclusively: other aiolog writers wait
+        for it in their shared flock (off their event loops: their owner counts as stalled),
+        then append after a whole line. Writers that are not aiolog's are not held.
+        """
+        if not chunk.at_line_start():
+            if not torn:  # shared to exclusive: waits only for writes in progress
+                _rotation.flock(fd, exclusive=True)
+                self._torn = fd
+            return
+        _rotation.flock(fd, exclusive=None)
+        self._torn = -1
 
     def _piece_end(self, chunk: Chunk) -> int | None:
         """Where the next ``write()`` of ``chunk`` ends in this file; None: rotate first.
@@ -141,7 +173,17 @@ class FileSink:
             self.lock.release()
         return True
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: let go of the parent's open file, and open our own when needed.
+
+        A flock belongs to the open file, which fork shares: writing through the parent's,
+        the child's flocks would convert and release the parent's (and append after a line
+        the parent holds torn). Closing our copy of the descriptor leaves the parent's intact.
+        """
+        self.close()
+
     def close(self) -> None:
+        self._torn = -1
         file, self._file = self._file, None
         if file is not None:
             file.close()

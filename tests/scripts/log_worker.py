@@ -12,26 +12,34 @@ import sys
 import time
 
 import aiolog
-from aiolog._queue import Chunk
 from aiolog.sinks import FileSink
 
 LINE_FORMAT = "%(created).6f %(message)s"
 
 
 def trace_writes_and_rotations(events: list[str]) -> None:
-    """Observe FileSink without changing what it does: note each write and rotation."""
-    write, rotate = FileSink.write, FileSink._rotate
+    """Observe FileSink without changing what it does: note each write's look and each rotation.
 
-    def traced_write(self: FileSink, chunk: Chunk, *, rotate: bool = True) -> bool:
-        events.append(f"write {time.time():.6f} {self._identity[1]}")
-        return write(self, chunk, rotate=rotate)
+    A write is noted at its look (the stat of the path that ``FileSink.write()`` makes, under
+    its flock, right before writing a piece), stamped before the look: a look stamped after a
+    rotation of that inode was noted cannot have found it current. The rotation is stamped
+    once the rename is done.
+    """
+    moved, rotate = FileSink._moved, FileSink._rotate
+
+    def traced_moved(self: FileSink) -> bool:
+        at = time.time()
+        result = moved(self)
+        if not result:
+            events.append(f"write {at:.6f} {self._identity[1]}")
+        return result
 
     def traced_rotate(self: FileSink) -> None:
         inode = self._identity[1]
         rotate(self)
         events.append(f"rotated {time.time():.6f} {inode}")
 
-    FileSink.write = traced_write  # type: ignore[method-assign]
+    FileSink._moved = traced_moved  # type: ignore[method-assign]
     FileSink._rotate = traced_rotate  # type: ignore[method-assign]
 
 
