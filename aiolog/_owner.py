@@ -63,6 +63,7 @@ class ChunkOwner:
         self.stopped = False  # no owner thread will run again: callers write themselves
         self.finished = False  # ... and it has let go of everything
         self.stalled = False  # the last try could not write (lock held elsewhere, disk failing)
+        self._lock_wait_since: float | None = None  # a stopping owner waits for the lock since
         self.failing = False
 
     # -- the producer side -----------------------------------------------------------------
@@ -227,10 +228,8 @@ class ChunkOwner:
             if self.sink.rotations != rotations:
                 self._after_rotation()
             if not complete:  # another process holds the rotation lock
-                if not patient or self.stopping:
-                    # A caller writing itself (the event loop, after shutdown) or an exit
-                    # never waits for another process: this chunk goes into the current
-                    # file, unrotated, and a later writer rotates.
+                if (not patient or self.stopping) and self._stop_waiting_for_lock():
+                    # This chunk goes into the current file, unrotated; a later writer rotates.
                     rotate = False
                     continue
                 if not self.stalled:
@@ -239,10 +238,28 @@ class ChunkOwner:
                 self._pause(_LOCK_POLL)
                 continue
             self._chunk = None
+            self._lock_wait_since = None
             self._settle(chunk, ok=True)
             delay = _RETRY_FIRST
             failures = 0
             rotate = True
+
+    def _stop_waiting_for_lock(self) -> bool:
+        """A stopping owner thread, or a caller writing itself, finds the lock held elsewhere:
+        whether to write unrotated now (see "max_bytes" in the README).
+
+        A caller writing itself (the event loop, after shutdown) never waits for another
+        process. The owner thread, stopping for ``shutdown()``, ``close()`` or exit, waits up to
+        the sink's ``rotation_wait``: a rotation takes milliseconds, and a lock older than
+        ``lock_timeout`` is broken, so it only gives up if others keep taking the lock first.
+        Writing its whole queue unrotated instead passed ``max_bytes`` by megabytes.
+        """
+        if self._holder != self._thread_ident:
+            return True
+        now = time.monotonic()
+        if self._lock_wait_since is None:
+            self._lock_wait_since = now
+        return now - self._lock_wait_since > getattr(self.sink, "rotation_wait", 0.0)
 
     def _settle(self, chunk: Chunk, *, ok: bool) -> None:
         if ok:
