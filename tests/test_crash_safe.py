@@ -7,8 +7,6 @@ API is used, so each test also runs against the old code (``PYTHONPATH=/work/old
 
 from __future__ import annotations
 
-import collections
-import gzip
 import json
 import logging
 import os
@@ -22,6 +20,8 @@ from pathlib import Path
 import pytest
 
 import aiolog
+
+from .logfiles import check_set, record_counts as _records
 
 STRACE = shutil.which("strace")
 needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed (apt-get "
@@ -82,38 +82,6 @@ def _prefill(path: Path, tag: str, n: int, pad: int = 0) -> None:
     with open(path, "a") as f:
         for i in range(n):
             f.write(f"{tag} {i} {os.urandom(pad // 2).hex()}\n" if pad else f"{tag} {i}\n")
-
-
-def _records(directory: Path) -> collections.Counter[str]:
-    """Every record line of the set at ``directory``, with how often it is there."""
-    seen: collections.Counter[str] = collections.Counter()
-    for p in directory.iterdir():
-        if not p.name.startswith("app.log") or p.name.endswith((".lock", ".break")) or p.is_dir():
-            continue
-        raw = p.read_bytes()
-        seen.update(" ".join(line.split()[:2]) for line in  # "<tag> <i>", without padding
-                    (gzip.decompress(raw) if p.name.endswith(".gz") else raw).decode().splitlines())
-    return seen
-
-
-def check_set(directory: Path, whole: dict[str, int], partial: dict[str, int]) -> None:
-    """Each record of ``whole`` is there exactly once, each of ``partial`` at most once (what a
-    killed process had not written yet is lost, but never doubled); no two names share an
-    inode; no plain backup sits beside its .gz; no .part is left."""
-    names = sorted(p.name for p in directory.iterdir())
-    inodes = collections.Counter(os.lstat(directory / n).st_ino for n in names)
-    assert max(inodes.values(), default=1) == 1, f"two names for one inode: {names}"
-    assert not [n for n in names if n + ".gz" in names], f"plain beside its .gz: {names}"
-    assert not [n for n in names if n.endswith(".part")], f".part left: {names}"
-    seen = _records(directory)
-    doubled = sorted(line for line, count in seen.items() if count > 1)
-    assert not doubled, f"{len(doubled)} records duplicated, e.g. {doubled[:3]}"
-    for tag, n in whole.items():
-        lost = [i for i in range(n) if f"{tag} {i}" not in seen]
-        assert not lost, f"{tag}: {len(lost)} of {n} records lost"
-    expected = {f"{tag} {i}" for tags in (whole, partial) for tag, n in tags.items()
-                for i in range(n)}
-    assert set(seen) <= expected
 
 
 @needs_strace

@@ -298,10 +298,23 @@ def _place_compressed(path: str, partial: str, source: tuple[int, int], pattern:
     for candidate, _ in _backups(path, pattern):
         if candidate.endswith(".gz") or identity(candidate) != source or done is None:
             continue
-        if move(partial, candidate + ".gz", guard, done) or _steps.gz_matches(
-                candidate + ".gz", candidate):
+        gz = candidate + ".gz"
+        if not move(partial, gz, guard, done):
+            if _steps.gz_matches(gz, candidate):  # another compressor's, of this very file
+                remove(candidate, guard, source)
+            return  # else another .gz of that name exists already: keep the plain file
+        try:
             remove(candidate, guard, source)
-        return  # else another .gz of that name exists already: keep the plain file
+        except LockLost:
+            if identity(candidate) != source and any(
+                    identity(name) == source for name, _ in _backups(path, pattern)):
+                # Frozen past lock_timeout just before naming the .gz: other processes rotated
+                # meanwhile, so it got the name of a newer backup, beside another file. The
+                # plain one is still named and whole (nobody compresses it while we hold its
+                # flock): drop our misplaced copy, verified as ours; the next sweep redoes it.
+                remove(gz, Guard(None), done)
+            raise
+        return
 
 
 _open_here: set[int] = set()  # compressor descriptors: a forked child must not keep their flocks

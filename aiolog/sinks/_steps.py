@@ -25,6 +25,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import secrets
+import stat
 import struct
 import sys
 import zlib
@@ -147,15 +149,52 @@ def move(src: str, dst: str, guard: Guard, expected: Identity) -> bool:
         return True
     # Two names now: a crash here is repaired (the extra name dropped). A freeze here may
     # outlast our lock; then src may be another process's fresh file, which we must not unlink.
-    guard.verify(src, expected)
-    os.unlink(src)
+    remove(src, guard, expected)
     return True
 
 
 def remove(name: str, guard: Guard, expected: Identity) -> None:
-    """Unlink ``name`` if it still holds ``expected`` and the lock is still ours."""
+    """Unlink ``name`` if it still holds ``expected`` and the lock is still ours.
+
+    Checked, then unlinked, a name could still be another's file: a holder frozen between the
+    check and the unlink, whose lock was broken meanwhile, would delete a file another rotator
+    put there. So the name is first renamed to a hidden one of our own (unique: nothing to
+    replace), and only a file that is ``expected`` is unlinked there; anything else is put back.
+    A crash in between leaves the hidden name, which ``repair`` resolves.
+    """
     guard.verify(name, expected)
-    os.unlink(name)
+    if stat.S_ISDIR(os.lstat(name).st_mode):  # not a log file: an operator's, left alone
+        raise IsADirectoryError(errno.EISDIR, "a directory where a backup was expected", name)
+    directory, base = os.path.split(name)
+    hidden = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.removing")
+    os.rename(name, hidden)
+    if identity(hidden) == expected:
+        os.unlink(hidden)
+    else:
+        _put_back(hidden, name)
+
+
+def _put_back(hidden: str, name: str) -> None:
+    """Give the file at ``hidden`` back its ``name`` (or a free name after it), then drop
+    ``hidden``."""
+    target, n = name, 0
+    while True:
+        try:
+            os.link(hidden, target)
+            break
+        except FileNotFoundError:
+            return  # the next holder's repair put it back while we were frozen
+        except FileExistsError:
+            n += 1
+            target = f"{name}.{n}"
+        except OSError:  # no hard links: rename onto a free name
+            if os.path.lexists(target):
+                n += 1
+                target = f"{name}.{n}"
+                continue
+            os.rename(hidden, target)
+            return
+    os.unlink(hidden)
 
 
 def gz_matches(gz: str, plain: str) -> bool:
@@ -207,8 +246,23 @@ def repair(path: str, backups: list[str], guard: Guard) -> list[OSError]:
     """
     failures: list[OSError] = []
     directory, base = os.path.split(path)
-    parts = [os.path.join(directory, n) for n in os.listdir(directory or ".")
+    listing = os.listdir(directory or ".")
+    parts = [os.path.join(directory, n) for n in listing
              if fcntl is not None and part_pattern(base).match(n)]
+    # A remove() cut short: a second name of a file that has its own (drop it), or the only
+    # one (put it back: it may be a file that was not ours to delete).
+    removing = re.compile(r"\." + re.escape(base) + r"(\..+)?\.[0-9a-f]{8}\.removing$")
+    for hidden in (os.path.join(directory, n) for n in listing if removing.match(n)):
+        try:
+            if os.lstat(hidden).st_nlink > 1:
+                os.unlink(hidden)
+            else:
+                original = os.path.basename(hidden)[1:].rsplit(".", 2)[0]
+                _put_back(hidden, os.path.join(directory, original))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            failures.append(exc)
     names: dict[Identity, list[str]] = {}
     for name in [path, *backups, *parts]:
         ident = identity(name)
