@@ -299,14 +299,14 @@ def _place_compressed(path: str, partial: str, source: tuple[int, int], pattern:
         if candidate.endswith(".gz") or identity(candidate) != source or done is None:
             continue
         gz = candidate + ".gz"
-        if not move(partial, gz, guard, done):
-            if _steps.gz_matches(gz, candidate):  # another compressor's, of this very file
-                remove(candidate, guard, source)
-            return  # else another .gz of that name exists already: keep the plain file
         try:
+            if not move(partial, gz, guard, done):
+                if _steps.gz_matches(gz, candidate):  # another compressor's, of this very file
+                    remove(candidate, guard, source)
+                return  # else another .gz of that name exists already: keep the plain file
             remove(candidate, guard, source)
         except LockLost:
-            if identity(candidate) != source and any(
+            if identity(gz) == done and identity(candidate) != source and any(
                     identity(name) == source for name, _ in _backups(path, pattern)):
                 # Frozen past lock_timeout just before naming the .gz: other processes rotated
                 # meanwhile, so it got the name of a newer backup, beside another file. The
