@@ -90,11 +90,11 @@ def _prepare(directory: Path, mode: str) -> dict[str, int]:
     return {"P9": 10, "B1": 2000}
 
 
-def _victim(directory: Path, mode: str, rename: str,
-            strace: list[str]) -> subprocess.Popen[bytes]:
+def _victim(directory: Path, mode: str, rename: str, strace: list[str],
+            **more: object) -> subprocess.Popen[bytes]:
     assert STRACE is not None
     cfg = {"path": str(directory / "app.log"), "mode": mode, "lock_timeout": LOCK_TIMEOUT,
-           "records": RECORDS, "rename": rename}
+           "records": RECORDS, "rename": rename, **more}
     return subprocess.Popen([STRACE, "-qq", *strace, sys.executable, str(VICTIM),
                              json.dumps(cfg)], env=_env(), stderr=subprocess.PIPE)
 

@@ -27,10 +27,13 @@ def main(cfg: dict) -> None:
         _steps._renameat2_loaded, _steps._renameat2 = True, None
     else:
         _steps._load_renameat2()  # before the step: loading ctypes is not part of it
-    options = {"size": {"max_bytes": 1000}, "time": {"when": "S"},
-               "compress": {"max_bytes": 1000, "compress": True}}[cfg["mode"]]
+    max_bytes = cfg.get("max_bytes", 1000)
+    options = {"size": {"max_bytes": max_bytes}, "time": {"when": "S"},
+               "compress": {"max_bytes": max_bytes, "compress": True}}[cfg["mode"]]
     sink = FileSink(cfg["path"], lock_timeout=cfg["lock_timeout"], **options)
-    lines = [f"V {i}\n" for i in range(cfg["records"])]
+    # "V <i>" by default; tests/test_stateful.py gives its own tag and line ending.
+    tag, end = cfg.get("tag", "V"), cfg.get("end", "")
+    lines = [f"{tag} {i}{end}\n" for i in range(cfg["records"])]
     chunk = Chunk(lines, len(lines), None, [], lambda text: text.encode())
     marker("begin")
     if cfg["mode"] == "compress":
