@@ -124,10 +124,12 @@ class TestKilledBetweenSteps:
         logs = tmp_path / "logs"
         _prefill(logs / "app.log", "P9", 200)
         opts: dict[str, object] = {"max_bytes": 1000, "backup_count": 0, "compress": True}
-        # Only syscalls on app.log.1 count: the compressor's unlink of the plain backup.
+        # Only syscalls on app.log.1 count: the compressor's first step to remove the plain
+        # backup (old: its unlink; now: the rename to a hidden name that precedes the unlink;
+        # the rotation itself moves files with link or renameat2, not counted here).
         victim = _worker(tmp_path, "P0", 20, strace=[
-            "-P", str(logs / "app.log.1"), "-e", "inject=unlink,unlinkat:signal=KILL:when=1"],
-            **opts)
+            "-P", str(logs / "app.log.1"),
+            "-e", "inject=unlink,unlinkat,rename,renameat:signal=KILL:when=1"], **opts)
         assert _finish(victim)[0] == -9
         assert (logs / "app.log.1").exists() and (logs / "app.log.1.gz").exists()
         survivor = _worker(tmp_path, "P1", 1000, **opts)

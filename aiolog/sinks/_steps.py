@@ -251,7 +251,7 @@ def repair(path: str, backups: list[str], guard: Guard) -> list[OSError]:
              if fcntl is not None and part_pattern(base).match(n)]
     # A remove() cut short: a second name of a file that has its own (drop it), or the only
     # one (put it back: it may be a file that was not ours to delete).
-    removing = re.compile(r"\." + re.escape(base) + r"(\..+)?\.[0-9a-f]{8}\.removing$")
+    removing = re.compile(r"\.\.?" + re.escape(base) + r"(\..+)?\.[0-9a-f]{8}\.removing$")
     for hidden in (os.path.join(directory, n) for n in listing if removing.match(n)):
         try:
             if os.lstat(hidden).st_nlink > 1:
