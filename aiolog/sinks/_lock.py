@@ -153,10 +153,7 @@ class Lockfile:
         """
         ownership = self._ownership
         try:
-            st = os.stat(self.path)
-            holder = Holder.parse(_read(self.path))
-            if ((st.st_dev, st.st_ino) == ownership.inode and holder is not None
-                    and holder.token == ownership.token):
+            if self.held():
                 os.unlink(self.path)
         except FileNotFoundError:
             pass

@@ -11,7 +11,10 @@ lock runs before rotating (and the next process to open the file, when the lock 
 - a ``.gz`` is written to a hidden ``.part`` file, synced, then renamed to its name, and only
   then is the plain backup unlinked: a crash leaves a stale ``.part`` (repair deletes it once no
   compressor holds its flock) or a plain file beside its complete ``.gz`` (repair checks the
-  ``.gz`` trailer's CRC and size against the plain file, then drops the plain one).
+  ``.gz`` trailer's CRC and size against the plain file, then drops the plain one);
+- a removal renames the name to a hidden ``.removing`` one first and unlinks only the file it
+  meant (see ``remove``): a crash leaves that hidden name, which repair drops if the file has
+  another name and otherwise puts back.
 
 A holder may be frozen at any step (SIGSTOP, a paused VM) for longer than ``lock_timeout``,
 and another process then rightly breaks its lock and rotates. So before each step that renames
