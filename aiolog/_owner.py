@@ -71,6 +71,7 @@ class ChunkOwner:
         self._write_since = 0.0  # monotonic start of the sink.write() in progress; 0: none
         self._progress: tuple[int, int, int] = (0, 0, 0)  # what stuck_for() saw last ...
         self._progress_at = 0.0  # ... and when it changed
+        self._lock_wait_since: float | None = None  # a stopping owner waits for the lock since
         self.failing = False
 
     # -- the producer side -----------------------------------------------------------------
@@ -276,10 +277,8 @@ class ChunkOwner:
             if self.sink.rotations != rotations:
                 self._after_rotation()
             if not complete:  # another process holds the rotation lock
-                if not patient or self.stopping:
-                    # A caller writing itself (the event loop, after shutdown) or an exit
-                    # never waits for another process: this chunk goes into the current
-                    # file, unrotated, and a later writer rotates.
+                if (not patient or self.stopping) and self._stop_waiting_for_lock():
+                    # This chunk goes into the current file, unrotated; a later writer rotates.
                     rotate = False
                     continue
                 if not self._stalled:
@@ -288,6 +287,7 @@ class ChunkOwner:
                 self._pause(_LOCK_POLL)
                 continue
             self._chunk = None
+            self._lock_wait_since = None
             self._settle(chunk, ok=True)
             delay = _RETRY_FIRST
             failures = 0
@@ -298,6 +298,23 @@ class ChunkOwner:
         if chunk is not None:
             self.errors += chunk.refused  # records the encoding could not hold (reported)
         return chunk
+
+    def _stop_waiting_for_lock(self) -> bool:
+        """A stopping owner thread, or a caller writing itself, finds the lock held elsewhere:
+        whether to write unrotated now (see "max_bytes" in the README).
+
+        A caller writing itself (the event loop, after shutdown) never waits for another
+        process. The owner thread, stopping for ``shutdown()``, ``close()`` or exit, waits up to
+        the sink's ``rotation_wait``: a rotation takes milliseconds, and a lock older than
+        ``lock_timeout`` is broken, so it only gives up if others keep taking the lock first.
+        Writing its whole queue unrotated instead passed ``max_bytes`` by megabytes.
+        """
+        if self._holder != self._thread_ident:
+            return True
+        now = time.monotonic()
+        if self._lock_wait_since is None:
+            self._lock_wait_since = now
+        return now - self._lock_wait_since > getattr(self.sink, "rotation_wait", 0.0)
 
     def _settle(self, chunk: Chunk, *, ok: bool) -> None:
         if ok:

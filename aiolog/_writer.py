@@ -9,6 +9,7 @@ before it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from typing import Final
@@ -25,6 +26,10 @@ STALLED_QUEUE_MIN: Final = 100_000
 # shutdown(), close() and the exit drain wait for a sink whose write() does not return for at
 # most this many seconds, then say on stderr what they could not write; flush() returns then.
 STUCK_DEADLINE: Final = 5.0
+# How long close, shutdown and exit wait for a running compression (it may wait for a writer
+# frozen mid-write, and gzips a whole backup): past it the backup may stay plain, and the next
+# sweep, in any process, compresses it.
+COMPRESSION_DEADLINE: Final = 60.0
 
 
 class Writer:
@@ -116,7 +121,11 @@ class Writer:
         owner.write_here()  # what came after the owner's last look; closes the sink
         if self.compressions is not None:
             compressions = self.compressions
-            await owner.progress.wait_async(compressions.idle)
+            try:
+                await asyncio.wait_for(owner.progress.wait_async(compressions.idle),
+                                       COMPRESSION_DEADLINE)
+            except asyncio.TimeoutError:
+                compressions.left_running()
 
     def close(self, *, compressions: bool = True) -> None:
         """The synchronous twin of ``aclose()``, for ``Handler.close()`` and exit.
@@ -133,7 +142,7 @@ class Writer:
             return
         self.owner.write_here()
         if compressions and self.compressions is not None:
-            self.compressions.join()
+            self.compressions.join(COMPRESSION_DEADLINE)
 
     def _report_stuck(self) -> None:
         """Say on stderr what a stuck sink kept us from writing (stats()["queued"] counts it).
@@ -221,6 +230,7 @@ class Compressions:
         self._lock = threading.Lock()
         self._again = False  # a rotation happened since the running sweep looked
         self._thread: threading.Thread | None = None
+        self._failing = False  # reported already: once until a sweep succeeds again
 
     def request(self) -> None:
         with self._lock:
@@ -249,13 +259,24 @@ class Compressions:
     def _sweep(self) -> None:
         try:
             self._sink.compress_backups()
-        except Exception as exc:  # reported, never raised into shutdown()
-            report(f"aiolog: compressing a rotated file of {self._sink.path} failed", exc)
+        except Exception as exc:  # reported once, never raised into shutdown()
+            if not self._failing:
+                self._failing = True
+                report(f"aiolog: compressing a rotated file of {self._sink.path} failed", exc)
+        else:
+            self._failing = False
 
     def idle(self) -> bool:
         return self._thread is None
 
-    def join(self) -> None:
+    def join(self, timeout: float) -> None:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(timeout)
+            if thread.is_alive():
+                self.left_running()
+
+    def left_running(self) -> None:
+        report(f"aiolog: a compression of {self._sink.path} still runs after "
+               f"{COMPRESSION_DEADLINE:.0f} s; not waiting for it (the next sweep finishes it)",
+               None)

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import collections
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +110,37 @@ def writes_after_rotation(directory: Path) -> list[tuple[float, int]]:
                 rotated_at[int(inode)] = min(float(at), rotated_at.get(int(inode), float("inf")))
     assert writes and rotated_at, "no trace: the workers did not write or rotate"
     return [(at, inode) for at, inode in writes if at > rotated_at.get(inode, float("inf"))]
+
+
+# -- issue 16: the set a killed or frozen rotator leaves, after another process went on --
+
+def record_counts(directory: Path) -> collections.Counter[str]:
+    """Every record line of the set at ``directory``, with how often it is there."""
+    seen: collections.Counter[str] = collections.Counter()
+    for p in directory.iterdir():
+        if not p.name.startswith("app.log") or p.name.endswith((".lock", ".break")) or p.is_dir():
+            continue
+        raw = p.read_bytes()
+        seen.update(" ".join(line.split()[:2]) for line in  # "<tag> <i>", without padding
+                    (gzip.decompress(raw) if p.name.endswith(".gz") else raw).decode().splitlines())
+    return seen
+
+
+def check_set(directory: Path, whole: dict[str, int], partial: dict[str, int]) -> None:
+    """Each record of ``whole`` is there exactly once, each of ``partial`` at most once (what a
+    killed process had not written yet is lost, but never doubled); no two names share an
+    inode; no plain backup sits beside its .gz; no .part is left."""
+    names = sorted(p.name for p in directory.iterdir())
+    inodes = collections.Counter(os.lstat(directory / n).st_ino for n in names)
+    assert max(inodes.values(), default=1) == 1, f"two names for one inode: {names}"
+    assert not [n for n in names if n + ".gz" in names], f"plain beside its .gz: {names}"
+    assert not [n for n in names if n.endswith((".part", ".removing"))], f"left: {names}"
+    seen = record_counts(directory)
+    doubled = sorted(line for line, count in seen.items() if count > 1)
+    assert not doubled, f"{len(doubled)} records duplicated, e.g. {doubled[:3]}"
+    for tag, n in whole.items():
+        lost = [i for i in range(n) if f"{tag} {i}" not in seen]
+        assert not lost, f"{tag}: {len(lost)} of {n} records lost, e.g. {lost[:3]}: {names}"
+    expected = {f"{tag} {i}" for tags in (whole, partial) for tag, n in tags.items()
+                for i in range(n)}
+    assert set(seen) <= expected

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aiolog.sinks import _rotation
+from aiolog.sinks import _rotation, _steps
 from aiolog._format import FastFormatter
 from aiolog.sinks._lock import Lockfile, pid_namespace, process_start_time
 
@@ -315,7 +315,7 @@ class TestRotation:
         base.write_text("current\n")
         (tmp_path / "app.log.1").write_text("older\n")
         # Just before the base is linked to .1 (after .1 was shifted to .2), a stray .1 appears.
-        before("os.link", str(base), lambda: (tmp_path / "app.log.1").write_text("stray\n"))
+        before("aiolog.rename", str(base), lambda: (tmp_path / "app.log.1").write_text("stray\n"))
         target = _rotation.rotate_by_size(str(base), backup_count=0)
         assert target == str(tmp_path / "app.log.1.1")
         assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
@@ -323,15 +323,17 @@ class TestRotation:
 
     def test_without_hard_links_a_rename_still_never_replaces(self, tmp_path: Path) -> None:
         """Where link() is refused (here: a directory, which cannot be hard-linked, as on a file
-        system without hard links), link_no_replace renames only onto a free name."""
+        system without hard links), a move renames only onto a free name."""
         src = tmp_path / "src"
         src.mkdir()
         (src / "inside").write_text("x")
         taken = tmp_path / "taken"
         taken.write_text("keep")
-        assert _rotation.link_no_replace(str(src), str(taken)) is False
+        no_lock = _steps.Guard(None)
+        assert _steps.move(str(src), str(taken), no_lock, _steps.identity(str(src))) is False
         assert taken.read_text() == "keep" and (src / "inside").exists()
-        assert _rotation.link_no_replace(str(src), str(tmp_path / "free")) is True
+        assert _steps.move(str(src), str(tmp_path / "free"), no_lock,
+                           _steps.identity(str(src))) is True
         assert (tmp_path / "free" / "inside").read_text() == "x" and not src.exists()
 
     def test_compression_waits_for_a_late_chunk_and_keeps_it(self, tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ settings.register_profile(
 # rotations really happened (a machine that never hits them proves nothing).
 EXERCISED: Counter[str] = Counter()
 
+# Issue 16's moves: a rotator in another process, killed or frozen by strace at a random step.
+STRACE = shutil.which("strace") if sys.platform.startswith("linux") else None
+FOREIGN_LOCK_TIMEOUT = 0.5  # shorter than test_crash_points.FREEZE: its lock gets broken
+FOREIGN_STEPS: list[tuple[str, int, str]] | None = None
+
 # "<producer> <seq> <padding length> <padding>": a torn or glued line cannot parse.
 LINE = re.compile(r"(M|[TC]\d+) (\d+) (\d+) (x*)")  # C: a child process (issue 17)
 PAD = st.integers(0, 300)
@@ -125,6 +130,9 @@ class WriterMachine(RuleBasedStateMachine):
         self.clean = True  # no fault yet: a flush must have written everything
         self.shut = False
         self.give_up_forced = False  # the writer was told to finish while the disk failed
+        self.foreign = 0  # rotators in other processes that died or froze (issue 16)
+        self.foreign_files = 0  # files their rotations added to the set
+        self.foreign_sent: dict[str, int] = {}  # their records on disk, checked apart from ours
         faulthandler.dump_traceback_later(STEP_LIMIT, exit=True)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -166,6 +174,8 @@ class WriterMachine(RuleBasedStateMachine):
     def check_all_on_disk(self) -> None:
         """Everything logged so far is on disk, exactly once and in order per producer."""
         seen, _ = read_records(self.path)
+        for producer in self.foreign_sent:  # another process's, checked in foreign_rotator
+            seen.pop(producer, None)
         for producer, count in self.sent.items():
             assert seen.get(producer, []) == list(range(count)), (
                 f"{producer}: lost, duplicated or out of order")
@@ -183,7 +193,8 @@ class WriterMachine(RuleBasedStateMachine):
     def start(self, max_bytes: int, max_queue: int, kind: str) -> None:
         self.max_bytes = max_bytes
         self.handler = aiolog.AsyncFileHandler(self.path, max_bytes=max_bytes,
-                                               max_queue=max_queue, overflow="block")
+                                               max_queue=max_queue, overflow="block",
+                                               lock_timeout=FOREIGN_LOCK_TIMEOUT)
         self.handler.setFormatter(logging.Formatter("%(message)s"))
         self.logger.addHandler(self.handler)
         self.loop = self.new_loop(kind)
@@ -410,6 +421,71 @@ class WriterMachine(RuleBasedStateMachine):
         seen, _ = read_records(self.path)
         assert seen.get(producer, []) == list(range(n)), f"{producer}: lost at its exit"
 
+    # -- issue 16: another process rotating the same file dies or freezes at a random step -----
+
+    @precondition(lambda self: STRACE is not None and self.clean and not self.limited
+                  and not self.unjoined())
+    @rule(step=st.integers(0, 10_000))
+    def a_rotator_dies(self, step: int) -> None:
+        """A process rotating our file is SIGKILLed at a random syscall of its rotation."""
+        self.foreign_rotator(step, freeze=False)
+
+    @precondition(lambda self: STRACE is not None and self.clean and not self.limited
+                  and not self.unjoined())
+    @rule(step=st.integers(0, 10_000), n=st.integers(1, 60))
+    def a_rotator_freezes(self, step: int, n: int) -> None:
+        """A process rotating our file freezes at a random syscall of its rotation for longer
+        than lock_timeout, while we log ``n`` records (and break its lock to rotate)."""
+        self.foreign_rotator(step, freeze=True, n=n)
+
+    def foreign_rotator(self, step: int, *, freeze: bool, n: int = 0) -> None:
+        from .test_crash_points import FREEZE, _points, _steps, _victim
+
+        global FOREIGN_STEPS
+        if FOREIGN_STEPS is None:  # the changing syscalls of a size rotation, numbered
+            FOREIGN_STEPS = _points(_steps(Path(self.dir + "-steps"), "size", "renameat2"))
+            shutil.rmtree(self.dir + "-steps", ignore_errors=True)
+        name, when, _ = FOREIGN_STEPS[step % len(FOREIGN_STEPS)]
+        action = f"delay_enter={int(FREEZE * 1e6)}" if freeze else "signal=KILL"
+        tag = f"T{9000 + self.foreign}"  # a producer of its own, in the machine's line format
+        self.foreign += 1
+        records = self.max_bytes // 10 + 20  # more than max_bytes: it rotates
+        assert self.handler is not None
+        self.handler.flush()  # our writer idle: the counts below are the other process's
+        before = (self.backups(), self.handler_rotations())
+        victim = _victim(Path(self.dir), "size", "renameat2",
+                         ["-o", os.devnull, "-e", f"inject={name}:{action}:when={when}"],
+                         tag=tag, end=" 0 ", records=records, max_bytes=self.max_bytes,
+                         lock_timeout=FOREIGN_LOCK_TIMEOUT)
+        try:
+            if freeze:
+                self.log("M", n, 0)
+                self.handler.flush()  # waits until its lock is broken, if it was due
+            _, err = victim.communicate(timeout=WAIT * 4)
+            self.handler.flush()
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+                victim.wait()
+        # Killed, or done before it reached that syscall (our set differs from the listing's).
+        assert victim.returncode in ((0,) if freeze else (0, -9)), err.decode()
+        EXERCISED["rotators frozen" if freeze else "rotators killed"] += 1
+        seen, _ = read_records(self.path)
+        mine = seen.get(tag, [])
+        assert mine == list(range(len(mine))), f"{tag}: duplicated or out of order"
+        assert not freeze or len(mine) == records, f"{tag}: {len(mine)} of {records}"
+        self.foreign_sent[tag] = len(mine)
+        self.foreign_files += self.backups() - before[0] - (self.handler_rotations() - before[1])
+        assert not [n for n in os.listdir(self.dir) if n.endswith((".part", ".removing"))]
+
+    def backups(self) -> int:
+        """How many rotated files the set has (the live file may be missing for a moment)."""
+        base = os.path.basename(self.path)
+        return sum(1 for name, _, _ in read_records(self.path)[1] if name != base)
+
+    def handler_rotations(self) -> int:
+        return self.handler.stats()["rotations"] if self.handler is not None else 0
+
     # -- the invariant after every step, and the final check -----------------------------------
 
     @invariant()
@@ -444,11 +520,15 @@ class WriterMachine(RuleBasedStateMachine):
         assert not self.thread_errors, self.thread_errors
         seen, files = read_records(self.path)
         stats = self.handler.stats()
-        # stats() are this process's: a child (issue 17) counts and rotates on its own.
+        # stats() are this process's: a child (issue 17) counts and rotates on its own, and
+        # another process (issue 16's foreign rotator) wrote records of its own.
         children = {p: n for p, n in self.sent.items() if p.startswith("C")}
         total = sum(self.sent.values()) - sum(children.values())
         on_disk = (sum(count for _, _, count in files)
-                   - sum(len(seen.get(p, [])) for p in children))
+                   - sum(len(seen.get(p, [])) for p in children)
+                   - sum(self.foreign_sent.values()))
+        for producer, count in self.foreign_sent.items():
+            assert seen.pop(producer, []) == list(range(count)), f"{producer}: lost or doubled"
         EXERCISED["runs"] += 1
         EXERCISED["runs with rotations"] += stats["rotations"] > 0
         EXERCISED["runs with records given up"] += stats["errors"] > 0
@@ -467,14 +547,15 @@ class WriterMachine(RuleBasedStateMachine):
         assert stats["written"] == on_disk, (stats, on_disk)
         assert stats["queued"] == 0 and stats["dropped"] == 0, stats
         if not children:
-            assert stats["rotations"] == len(files) - 1, (stats, [name for name, _, _ in files])
+            assert stats["rotations"] == len(files) - 1 - self.foreign_files, (
+                stats, [name for name, _, _ in files])
+        # With another process writing (a frozen rotator's last records): plus one chunk.
+        bound = self.max_bytes + (65536 if self.foreign else 0)
         for name, size, count in files:
             # RotatingFileHandler's promise: no file past max_bytes unless one record is.
-            # Except where an exiting child met our rotation lock: an exit never waits for
-            # another process, so its last records went into the current file unrotated
-            # (the README's "When things go wrong").
-            assert size <= self.max_bytes or count == 1 or children, (
-                name, size, count, self.max_bytes)
+            # Except where an exiting child gave up waiting for our rotation lock and put its
+            # last records into the current file unrotated (the README's max_bytes bound).
+            assert size <= bound or count == 1 or children, (name, size, count, self.max_bytes)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import time
 from typing import Final
 
 from .._queue import Chunk
-from . import _rotation
+from . import _rotation, _steps
 from ._lock import Lockfile
 
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -49,7 +49,24 @@ class FileSink:
         self._torn = -1  # the descriptor we hold exclusively while a line of ours is torn in it
         self._identity = (0, 0)
         self._next_boundary = float("inf")
+        self._reported: set[tuple[str | None, int | None]] = set()
         self.open()
+        # The next opener repairs what a rotator that died left, if nobody holds the lock now
+        # (a holder repairs before it rotates anyway).
+        try:
+            if self.lock.acquire():
+                try:
+                    self._repair()
+                finally:
+                    self.lock.release()
+        except OSError as exc:
+            self._report([exc])
+
+    @property
+    def rotation_wait(self) -> float:
+        """How long a stopping owner waits for another process's rotation lock: by then the
+        lock is stale and broken, unless others keep taking it first."""
+        return 2 * self.lock.timeout
 
     def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
@@ -162,6 +179,8 @@ class FileSink:
         if not self.lock.acquire():
             return False
         try:
+            # First finish or undo what a rotator that died mid-way left (see _steps).
+            self._repair()
             # Look again under the lock: another process may have rotated while we waited,
             # and rotating again would move its fresh file away (and, with a small
             # backup_count, delete our own last backup).
@@ -198,29 +217,64 @@ class FileSink:
     def _time_due(self) -> bool:
         return self.time_policy is not None and time.time() >= self._next_boundary
 
+    def _pattern(self) -> str:
+        """The suffixes of this file's backups, as ``_rotation._backups`` takes them."""
+        if self.time_policy is None:
+            return r"\d+"
+        return f"(?:{self.time_policy.suffix_pattern()})(?:\\.\\d+)?"
+
+    def _repair(self) -> None:
+        """Under the lock: repair the names (two for one inode, a stale .part, a plain file
+        beside its .gz). A lock broken meanwhile leaves them to its new holder."""
+        backups = [name for name, _ in _rotation._backups(self.path, self._pattern())]
+        try:
+            self._report(_steps.repair(self.path, backups, _steps.Guard(self.lock)))
+        except _steps.LockLost:
+            pass
+
     def _rotate(self) -> None:
         st = os.fstat(self._file.fileno())  # type: ignore[union-attr]
         policy = self.time_policy
         if st.st_size == 0:  # nothing to move away; start the new interval in place
             self.open()
             return
-        if policy is not None:
-            started = self._next_boundary - 1e-6  # a moment in the interval being closed
-            if time.time() < self._next_boundary:  # due by size within the interval
-                started = time.time()
-            _rotation.rotate_by_time(self.path, policy.suffix(started), self.backup_count,
-                                     policy.suffix_pattern())
-        else:
-            _rotation.rotate_by_size(self.path, self.backup_count)
+        guard = _steps.Guard(self.lock)
+        failures: list[OSError] = []
+        try:
+            if policy is not None:
+                started = self._next_boundary - 1e-6  # a moment in the interval being closed
+                if time.time() < self._next_boundary:  # due by size within the interval
+                    started = time.time()
+                _rotation.rotate_by_time(self.path, policy.suffix(started), self.backup_count,
+                                         policy.suffix_pattern(), guard, failures)
+            else:
+                _rotation.rotate_by_size(self.path, self.backup_count, guard, failures)
+        except _steps.LockLost:
+            # We were frozen past lock_timeout and another process took over: it rotates.
+            # Whatever we did so far left every name valid; reopen the path and go on.
+            self.open()
+            return
+        finally:
+            self._report(failures)
         self.rotations += 1
         self.open()
         if policy is not None:
             self._next_boundary = policy.next_boundary(time.time())
 
+    def _report(self, failures: list[OSError]) -> None:
+        """Report each failed deletion or rename once (by name and errno), never raise it:
+        a backup that cannot be deleted must not stop the writing."""
+        from .._owner import report  # here: _owner imports this package
+
+        for exc in failures:
+            key = (exc.filename, exc.errno)
+            if key not in self._reported:
+                self._reported.add(key)
+                report(f"aiolog: retention or repair of {self.path} failed; writing goes on",
+                       exc)
+
     def compress_backups(self) -> None:
         """Gzip every plain rotated file (in a thread, outside the writer's way)."""
-        pattern = (f"(?:{self.time_policy.suffix_pattern()})(?:\\.\\d+)?" if self.time_policy
-                   else r"\d+")
-        _rotation.compress_backups(self.path, pattern, self.lock)
+        _rotation.compress_backups(self.path, self._pattern(), self.lock)
 
 

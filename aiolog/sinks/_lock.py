@@ -153,16 +153,26 @@ class Lockfile:
         """
         ownership = self._ownership
         try:
-            st = os.stat(self.path)
-            holder = Holder.parse(_read(self.path))
-            if ((st.st_dev, st.st_ino) == ownership.inode and holder is not None
-                    and holder.token == ownership.token):
+            if self.held():
                 os.unlink(self.path)
         except FileNotFoundError:
             pass
         finally:
             ownership.token = None
             ownership.turn.release()
+
+    def held(self) -> bool:
+        """Whether the lockfile is still the one we created: not broken while we were frozen."""
+        ownership = self._ownership
+        if ownership.token is None:
+            return False
+        try:
+            st = os.stat(self.path)
+            holder = Holder.parse(_read(self.path))
+        except FileNotFoundError:
+            return False
+        return ((st.st_dev, st.st_ino) == ownership.inode and holder is not None
+                and holder.token == ownership.token)
 
     def _create(self) -> bool:
         try:

@@ -6,6 +6,7 @@ event loops, and must only be called with the rotation lock held (compression ex
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import re
@@ -14,6 +15,9 @@ import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+
+from . import _steps
+from ._steps import Guard, LockLost, identity, move, remove
 
 if TYPE_CHECKING:
     from ._lock import Lockfile
@@ -98,25 +102,6 @@ class TimePolicy:
         return _SUFFIX[self.when if self.when in _SUFFIX else "D"][1]
 
 
-def link_no_replace(src: str, dst: str) -> bool:
-    """Rename ``src`` to ``dst`` unless ``dst`` exists; return whether it moved.
-
-    ``os.rename`` silently replaces its target, and a replaced log file is a lost log file.
-    A hard link fails on an existing target, atomically.
-    """
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links: check, then rename
-        if os.path.lexists(dst):
-            return False
-        os.rename(src, dst)
-        return True
-    os.unlink(src)
-    return True
-
-
 def _backups(path: str, pattern: str) -> list[tuple[str, re.Match[str]]]:
     """The rotated files of ``path`` whose suffix matches ``pattern``, by listing the directory.
 
@@ -132,40 +117,73 @@ def _backups(path: str, pattern: str) -> list[tuple[str, re.Match[str]]]:
     return found
 
 
-def rotate_by_size(path: str, backup_count: int) -> str:
-    """Shift ``path.N`` up by one (newest is ``.1``), move ``path`` to ``.1``, apply retention.
-
-    Returns the name the current file now has.
-    """
-    indexed = sorted(((int(m.group(1)), p) for p, m in _backups(path, r"(\d+)")), reverse=True)
-    for index, old in indexed:
-        gz = ".gz" if old.endswith(".gz") else ""
-        if backup_count and index >= backup_count:
-            os.unlink(old)  # retention: the only deletion of a log file aiolog ever makes
-            continue
-        # Highest first, so the target was already moved up; a stray file there is kept.
-        link_no_replace(old, f"{path}.{index + 1}{gz}")
-    target = f"{path}.1"
-    if not link_no_replace(path, target):
+def _move_live(path: str, target: str, guard: Guard) -> str:
+    """Move the live file to ``target``, or to a free name after it if that is taken."""
+    live = identity(path)
+    if live is None:
+        raise FileNotFoundError(errno.ENOENT, "the log file vanished under the lock", path)
+    if not move(path, target, guard, live):
         target = _free_name(target)
-        link_no_replace(path, target)
+        if not move(path, target, guard, live):
+            raise FileExistsError(errno.EEXIST, "no free name to rotate to", target)
     return target
 
 
-def rotate_by_time(path: str, suffix: str, backup_count: int, pattern: str) -> str:
+def rotate_by_size(path: str, backup_count: int, guard: Guard | None = None,
+                   failures: list[OSError] | None = None) -> str:
+    """Shift ``path.N`` up by one (newest is ``.1``), move ``path`` to ``.1``, apply retention.
+
+    Returns the name the current file now has. A backup that cannot be shifted or deleted
+    (retention) goes into ``failures`` (raised after the rotation if None) and is skipped:
+    it must never stop the rotation, or the writing behind it.
+    """
+    guard = guard or Guard(None)
+    problems: list[OSError] = [] if failures is None else failures
+    indexed = sorted(((int(m.group(1)), p) for p, m in _backups(path, r"(\d+)")), reverse=True)
+    for index, old in indexed:
+        gz = ".gz" if old.endswith(".gz") else ""
+        ident = identity(old)
+        if ident is None:
+            continue
+        try:
+            if backup_count and index >= backup_count:
+                remove(old, guard, ident)  # retention: the only deletion of a log file we make
+            else:
+                # Highest first, so the target was already moved up; a stray file there is kept.
+                move(old, f"{path}.{index + 1}{gz}", guard, ident)
+        except FileNotFoundError:
+            pass  # gone meanwhile (an operator's rm): nothing to shift
+        except OSError as exc:
+            problems.append(exc)
+    target = _move_live(path, f"{path}.1", guard)
+    if failures is None and problems:
+        raise problems[0]
+    return target
+
+
+def rotate_by_time(path: str, suffix: str, backup_count: int, pattern: str,
+                   guard: Guard | None = None, failures: list[OSError] | None = None) -> str:
     """Move ``path`` to ``path.<suffix>`` (or ``.<suffix>.N`` past the highest N), apply retention."""
+    guard = guard or Guard(None)
+    problems: list[OSError] = [] if failures is None else failures
     # Retention takes ``.<suffix>`` as the oldest of its interval and a higher N as newer, so a
     # new name must sort after every existing one: the first free name would reuse one that
     # retention deleted and make the newest file the oldest, deleted by this very rotation.
-    target = _name_after(f"{path}.{suffix}")
-    if not link_no_replace(path, target):
-        target = _free_name(target)
-        link_no_replace(path, target)
+    target = _move_live(path, _name_after(f"{path}.{suffix}"), guard)
     if backup_count:
         found = _backups(path, f"({pattern})(?:\\.(\\d+))?")
         found.sort(key=lambda item: (item[1].group(1), int(item[1].group(2) or 0)))
         for old, _ in found[: max(0, len(found) - backup_count)]:
-            os.unlink(old)
+            ident = identity(old)
+            try:
+                if ident is not None:
+                    remove(old, guard, ident)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                problems.append(exc)
+    if failures is None and problems:
+        raise problems[0]
     return target
 
 
@@ -203,6 +221,8 @@ def compress_backups(path: str, pattern: str, lock: Lockfile) -> None:
                 _compress_one(path, source, pattern, lock)
             except FileNotFoundError:
                 pass  # deleted by retention, or compressed by another process meanwhile
+            except LockLost:
+                pass  # we were frozen past lock_timeout: the plain file stays for the next sweep
             except OSError as exc:
                 failure = failure or exc
     if failure is not None:
@@ -213,29 +233,26 @@ def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
     """Gzip ``source`` into a hidden partial file, then give it the source's name under the lock.
 
     A crash before the last step leaves the plain file and a ``.part`` file, never a torn
-    ``.gz``; the next compressor starts over from the plain file.
+    ``.gz``; a crash after it leaves the plain file beside its whole ``.gz``: the next holder
+    of the lock repairs both (``_steps.repair``).
     """
-    with open(source, "rb") as plain:
-        fd = plain.fileno()
+    with _Held(source, os.O_RDONLY) as fd:
         # A writer holds a shared flock from its look at the path until its write returns. Our
         # exclusive one therefore waits for a late chunk still being written into this
         # just-rotated file. Once we hold it and the path no longer names this file, no writer
         # will write into it again: any later one looks at the path under its flock, finds it
-        # moved, and writes elsewhere. Another compressor waits here too.
+        # moved, and writes elsewhere. Another compressor waits here too. (A writer frozen
+        # mid-write keeps us waiting until it thaws; shutdown and exit wait for us only up to
+        # a deadline, see _writer.Compressions.)
         flock(fd, exclusive=True)
         st = os.fstat(fd)
         if st.st_nlink == 0:
             return  # another compressor finished it while we waited
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            pass
-        else:
-            if (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
-                # A rotation half done in another process (linked to its backup name, the
-                # path not unlinked yet): writers may still look and write here. Leave it to
-                # the sweep that rotator makes once it is done.
-                return
+        if identity(path) == (st.st_dev, st.st_ino):
+            # A rotation half done in another process (linked to its backup name, the path
+            # not unlinked yet): writers may still look and write here. Leave it to the sweep
+            # that rotator makes once it is done, or to the repair after its death.
+            return
         # Keep only a shared flock while we read, gzip and wait for the rotation lock: a writer
         # whose descriptor is still on this file takes its shared flock at once, finds the
         # path moved and writes elsewhere, instead of waiting seconds for a big gzip (its
@@ -245,16 +262,24 @@ def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
         directory, base = os.path.split(source)
         partial = os.path.join(directory, f".{base}.{st.st_ino}.{os.getpid()}."
                                           f"{secrets.token_hex(4)}.gz.part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
-                                                            filename=base) as gz:
-                shutil.copyfileobj(plain, gz, 1 << 20)
-            while not lock.acquire():
-                time.sleep(0.01)  # a compression thread, never the event loop
-            try:
-                _place_compressed(path, partial, st.st_ino, pattern)
-            finally:
-                lock.release()
+            with _Held(partial, flags) as out:
+                # Exclusive while we live: repair deletes only a .part nobody holds this on.
+                flock(out, exclusive=True)
+                with open(out, "wb", closefd=False) as raw, open(fd, "rb", closefd=False) as plain:
+                    with gzip.GzipFile(fileobj=raw, mode="wb", filename=base) as gz:
+                        shutil.copyfileobj(plain, gz, 1 << 20)
+                # Synced before it gets its name: a named .gz is whole, even after power loss,
+                # and the plain file may then go.
+                os.fsync(out)
+                if not _acquire_within(lock, lock.timeout * 2):
+                    return
+                try:
+                    _place_compressed(path, partial, (st.st_dev, st.st_ino), pattern,
+                                      Guard(lock))
+                finally:
+                    lock.release()
         finally:
             try:
                 os.unlink(partial)
@@ -262,18 +287,93 @@ def _compress_one(path: str, source: str, pattern: str, lock: Lockfile) -> None:
                 pass
 
 
-def _place_compressed(path: str, partial: str, inode: int, pattern: str) -> None:
+def _place_compressed(path: str, partial: str, source: tuple[int, int], pattern: str,
+                      guard: Guard) -> None:
     """Under the lock: name ``partial`` as its source is named now, plus ``.gz``; drop the source.
 
     A size rotation may have shifted the source to another name since, so it is found again by
     its inode.
     """
+    done = identity(partial)
     for candidate, _ in _backups(path, pattern):
-        if candidate.endswith(".gz") or os.stat(candidate).st_ino != inode:
+        if candidate.endswith(".gz") or identity(candidate) != source or done is None:
             continue
-        if link_no_replace(partial, candidate + ".gz"):
-            os.unlink(candidate)
-        return  # else a .gz of that name exists already: keep the plain file
+        gz = candidate + ".gz"
+        try:
+            if not move(partial, gz, guard, done):
+                if _steps.gz_matches(gz, candidate):  # another compressor's, of this very file
+                    remove(candidate, guard, source)
+                return  # else another .gz of that name exists already: keep the plain file
+            remove(candidate, guard, source)
+        except LockLost:
+            if identity(gz) == done and identity(candidate) != source and any(
+                    identity(name) == source for name, _ in _backups(path, pattern)):
+                # Frozen past lock_timeout just before naming the .gz: other processes rotated
+                # meanwhile, so it got the name of a newer backup, beside another file. The
+                # plain one is still named and whole (nobody compresses it while we hold its
+                # flock): drop our misplaced copy, verified as ours; the next sweep redoes it.
+                remove(gz, Guard(None), done)
+            raise
+        return
+
+
+_open_here: set[int] = set()  # compressor descriptors: a forked child must not keep their flocks
+
+
+class _Held:
+    """A descriptor a compressor holds a flock on: unlocked explicitly before it is closed, and
+    replaced by ``/dev/null`` in a forked child.
+
+    A flock belongs to the open file, not to the process: a child forked while we hold one
+    shares it, and holds it for its whole life (it never closes a descriptor of a thread it
+    does not have). Its own compressor then waited for that flock forever, and so did its
+    exit. ``LOCK_UN`` releases it for every sharer, and the child's copy is made harmless by
+    ``_after_fork_in_child``.
+    """
+
+    def __init__(self, name: str, flags: int) -> None:
+        self.fd = os.open(name, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        _open_here.add(self.fd)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        _open_here.discard(self.fd)
+        try:
+            flock(self.fd, exclusive=None)
+        finally:
+            os.close(self.fd)
+
+
+def _after_fork_in_child() -> None:
+    if not _open_here:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for fd in _open_here:
+            try:
+                os.dup2(null, fd)  # the child's reference to the parent's open file is gone
+            except OSError:
+                pass
+    finally:
+        os.close(null)
+    # Those numbers now stay open on /dev/null: the thread that would close them is gone.
+    _open_here.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _acquire_within(lock: Lockfile, seconds: float) -> bool:
+    """Take the rotation lock, polling: a compression thread, never the event loop, waits."""
+    deadline = time.monotonic() + seconds
+    while not lock.acquire():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 try:
