@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 
-from . import _options
+from . import _options, _record
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._json import JsonFormatter
 from ._owner import report as _report
@@ -42,6 +42,7 @@ async def configure(
     handlers: Iterable[logging.Handler] | None = None,
     formatter: logging.Formatter | None = None,
     capture: Iterable[str] = (),
+    lean_records: bool = True,
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -64,6 +65,8 @@ async def configure(
         capture: names of loggers that have handlers of their own and do not propagate
             (``"uvicorn.access"`` under gunicorn): their handlers are removed and they
             propagate to the root logger, so their records reach aiolog too.
+        lean_records: make records with aiolog's factory: the same records, made for less
+            (see "The lean record path" in the README); False puts the stdlib's back.
 
     Returns:
         The handlers installed.
@@ -133,6 +136,7 @@ async def configure(
             captured_logger.handlers = []
             captured_logger.propagate = True
     _installed[:] = new
+    _record.install() if lean_records else _record.uninstall()
 
     # 5. The old handlers write out what they hold, then close.
     for handler in old:
