@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import json_lines, report
+from . import breakdown, json_lines, report
 from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LATEST = ROOT / "benchmarks" / "latest"  # a plain run's results: ignored by git
 COMMITTED = ROOT / "benchmarks" / "results"  # the run the README quotes
 README = ROOT / "README.md"
-SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json")
+SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json", "breakdown")
 # One run of these is at the mercy of a noisy neighbour on a shared machine: they run --repeats
 # times, each round through every contender in turn so a noisy spell hits all of them alike.
 # (per_call is one distribution of 50,000 calls; its percentiles already absorb a noisy spell.)
@@ -220,6 +220,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="records per second, per process")
     parser.add_argument("--json-records", type=int, default=100_000,
                         help="records per run of the JSON lines scenario")
+    parser.add_argument("--breakdown-calls", type=int, default=50_000,
+                        help="calls per contender and round of the per-call breakdown")
     args = parser.parse_args(argv)
     if args.quick and args.update_results:
         parser.error("--quick measures nothing: it must not replace the committed results")
@@ -232,6 +234,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         # Over 1 s, so at least one second boundary (one rotation) falls inside.
         args.timed_seconds, args.timed_rate = 1.2, 200
         args.json_records = 2_000
+        args.breakdown_calls = 500
     return args
 
 
@@ -296,6 +299,12 @@ def main(argv: list[str]) -> None:
         started = time.monotonic()
         results["json"] = json_lines.run(args.json_records, args.repeats)
         spent["json"] = time.monotonic() - started
+    if "breakdown" in args.scenarios:  # its own contenders: what one call costs, with the floor
+        print(f"[breakdown] one call, {args.breakdown_calls:,} calls x {args.repeats} rounds",
+              flush=True)
+        started = time.monotonic()
+        results["breakdown"] = breakdown.run(args.breakdown_calls, args.repeats)
+        spent["breakdown"] = time.monotonic() - started
     settings = {k: v for k, v in vars(args).items() if k not in ("update_results", "update_readme")}
     run = {"name": f"{started_at:%Y-%m-%d %H:%M} UTC at {commit}",
            "started": started_at.isoformat(timespec="seconds"), "commit": commit,
@@ -307,6 +316,8 @@ def main(argv: list[str]) -> None:
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     print()
     print(report.table(results))
+    if "breakdown" in results:
+        print("\n" + breakdown.table(results["breakdown"], args.breakdown_calls, args.repeats))
     report.chart(results, args.out / "results.png", run["name"])
     print(f"\nrun {run['name']}: {run['seconds']:,.0f} s; wrote results.json, results.png and the "
           f"contenders' {STDERR} to {args.out}")
