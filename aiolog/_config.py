@@ -42,7 +42,7 @@ async def configure(
     handlers: Iterable[logging.Handler] | None = None,
     formatter: logging.Formatter | None = None,
     capture: Iterable[str] = (),
-    lean_records: bool = True,
+    records: _record.Records = "lean",
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -65,8 +65,10 @@ async def configure(
         capture: names of loggers that have handlers of their own and do not propagate
             (``"uvicorn.access"`` under gunicorn): their handlers are removed and they
             propagate to the root logger, so their records reach aiolog too.
-        lean_records: make records with aiolog's factory: the same records, made for less
-            (see "The lean record path" in the README); False puts the stdlib's back.
+        records: ``"lean"`` makes the stdlib's records for less with aiolog's factory;
+            ``"stdlib"`` puts the stdlib's factory back; ``"no_caller"`` also stops finding
+            the caller (``logging._srcfile = None``): no file, line or function, no
+            ``stack_info``. See "The lean record path" in the README.
 
     Returns:
         The handlers installed.
@@ -102,6 +104,8 @@ async def configure(
                 backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
                 encoding="utf-8", errors="backslashreplace")
             _options.check_file(**file_options)
+    _record.check(records, [formatter, *(h.formatter for h in given)] if handlers is not None
+                  else [formatter])
 
     # 2. Same file as before with other options: one writer per file, so the old one must
     # close first. The old handlers stay attached meanwhile and, once closing, write each
@@ -136,7 +140,7 @@ async def configure(
             captured_logger.handlers = []
             captured_logger.propagate = True
     _installed[:] = new
-    _record.install() if lean_records else _record.uninstall()
+    _record.apply(records)
 
     # 5. The old handlers write out what they hold, then close.
     for handler in old:

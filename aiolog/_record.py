@@ -22,8 +22,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Final
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal
 
 _LogRecord: Final = logging.LogRecord
 _Mapping: Final = collections.abc.Mapping
@@ -159,3 +160,56 @@ def uninstall() -> None:
     """Put the stdlib's factory back, unless someone installed another over ours."""
     if logging.getLogRecordFactory() is lean_record and _replaced:
         logging.setLogRecordFactory(_replaced.pop())
+
+
+Records = Literal["lean", "stdlib", "no_caller"]
+RECORDS: Final = ("lean", "stdlib", "no_caller")
+# What findCaller fills in; with logging._srcfile = None they are "(unknown file)", 0 and
+# "(unknown function)" (filename and module follow pathname), and stack_info=True gives none.
+CALLER_FIELDS: Final = ("pathname", "filename", "module", "lineno", "funcName")
+_FIELD: Final = re.compile(r"%\((\w+)\)|\{(\w+)|\$\{?(\w+)")
+# logging._srcfile as it was before records="no_caller" set it to None, to put back.
+_srcfile: list[Any] = []
+
+
+def check(records: object, formatters: Iterable[logging.Formatter | None]) -> None:
+    """Refuse a ``records`` value configure() cannot apply, before anything changed.
+
+    ``"no_caller"`` is refused where one of ``formatters`` shows a field it leaves unknown:
+    a log line saying ``(unknown file):0`` is worse than a slower one.
+    """
+    if records not in RECORDS:
+        raise ValueError(f"records must be one of {', '.join(map(repr, RECORDS))}, "
+                         f"not {records!r}")
+    if records != "no_caller":
+        return
+    for formatter in formatters:
+        shown = sorted(set(CALLER_FIELDS) & set(_fields_of(formatter)))
+        if shown:
+            raise ValueError(f"records='no_caller' leaves {', '.join(shown)} unknown, and the "
+                             f"format shows {'them' if len(shown) > 1 else 'it'}: use "
+                             "records='lean' (the default), which finds the caller")
+
+
+def _fields_of(formatter: logging.Formatter | None) -> list[str]:
+    fields = getattr(formatter, "fields", None)  # JsonFormatter's chosen fields
+    if isinstance(fields, tuple):
+        return list(fields)
+    fmt = getattr(getattr(formatter, "_style", None), "_fmt", None)
+    if not isinstance(fmt, str):
+        return []
+    return [next(name for name in match if name) for match in _FIELD.findall(fmt)]
+
+
+def apply(records: Records) -> None:
+    """Make records as ``configure(records=...)`` asks; call ``check`` first."""
+    if records == "stdlib":
+        uninstall()
+    else:
+        install()
+    if records == "no_caller":
+        if logging._srcfile is not None:
+            _srcfile[:] = [logging._srcfile]
+            logging._srcfile = None
+    elif _srcfile and logging._srcfile is None:
+        logging._srcfile = _srcfile.pop()

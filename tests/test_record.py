@@ -292,9 +292,58 @@ class TestInstalling:
 
     async def test_configure_installs_it_by_default_and_puts_the_stdlibs_back_on_request(
             self, tmp_path: Path) -> None:
-        """configure() makes records with lean_record; configure(lean_records=False) does not."""
+        """configure() makes records with lean_record; configure(records="stdlib") does not."""
         await aiolog.configure(tmp_path / "app.log")
         assert logging.getLogRecordFactory() is lean_record
-        await aiolog.configure(tmp_path / "app.log", lean_records=False)
+        await aiolog.configure(tmp_path / "app.log", records="stdlib")
         assert logging.getLogRecordFactory() is logging.LogRecord
         await aiolog.shutdown()
+
+
+class TestNoCaller:
+    """records="no_caller" is the documented logging._srcfile = None, refused where it shows."""
+
+    @pytest.fixture(autouse=True)
+    def _srcfile_restored(self) -> Iterator[None]:
+        """Each test leaves logging._srcfile as it found it."""
+        saved = logging._srcfile  # type: ignore[attr-defined]
+        yield
+        logging._srcfile = saved  # type: ignore[attr-defined]
+        _record._srcfile.clear()
+
+    async def test_no_caller_until_configured_otherwise(self, tmp_path: Path,
+                                                        log: logging.Logger) -> None:
+        """With records="no_caller" records carry the stdlib's unknown caller and no stack;
+        records="lean" finds the caller again."""
+        found = logging._srcfile  # type: ignore[attr-defined]
+        await aiolog.configure(tmp_path / "app.log", records="no_caller")
+        assert logging._srcfile is None and logging.getLogRecordFactory() is lean_record  # type: ignore[attr-defined]
+        log.warning("where?", stack_info=True)
+        await aiolog.configure(tmp_path / "app.log", records="lean")
+        assert logging._srcfile == found  # type: ignore[attr-defined]
+        log.warning("here")
+        await aiolog.shutdown()
+        unknown, known = log.handlers[0].records  # type: ignore[attr-defined]
+        assert (unknown.pathname, unknown.lineno, unknown.funcName, unknown.stack_info) == (
+            "(unknown file)", 0, "(unknown function)", None)
+        assert (known.pathname, known.funcName) == (__file__, "test_no_caller_until_configured_otherwise")
+
+    @pytest.mark.parametrize("options", [
+        {"format": "%(asctime)s %(filename)s:%(lineno)d %(message)s"},
+        {"format": "{funcName} {message}", "style": "{"},
+        {"formatter": aiolog.JsonFormatter(["time", "message", "pathname"])},
+    ])
+    async def test_refused_where_a_format_shows_the_caller(self, tmp_path: Path,
+                                                           options: dict[str, Any]) -> None:
+        """A format showing file, line or function refuses "no_caller" and changes nothing."""
+        with pytest.raises(ValueError, match="records='no_caller' leaves .* unknown"):
+            await aiolog.configure(tmp_path / "app.log", records="no_caller", **options)
+        assert logging._srcfile is not None  # type: ignore[attr-defined]
+        assert logging.getLogRecordFactory() is logging.LogRecord
+        assert not logging.getLogger().handlers or not any(
+            isinstance(h, aiolog.AsyncHandler) for h in logging.getLogger().handlers)
+
+    async def test_a_bad_value_is_refused(self, tmp_path: Path) -> None:
+        """records= takes "lean", "stdlib" or "no_caller" and says so."""
+        with pytest.raises(ValueError, match="records must be one of 'lean', 'stdlib', 'no_caller'"):
+            await aiolog.configure(tmp_path / "app.log", records="fast")  # type: ignore[arg-type]
