@@ -10,6 +10,10 @@ Logger with a ``NullHandler`` is the floor every ``logging``-based contender sta
 Rounds are interleaved (every contender once, then again) so a noisy minute on a shared
 machine hurts all alike; the median of the rounds is reported. The numbers establish a
 comparison within one run, not a performance gate.
+
+``--instructions`` counts instead, with valgrind's callgrind, the CPU instructions one call
+costs (every thread's, the background writer's included; the same run with no calls is
+subtracted): slow, but the same on a busy machine as on a quiet one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import importlib.util
 import json
 import logging
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,6 +54,8 @@ CONTENDERS: dict[str, str | None] = {
     "Logger alone, aiolog's lean records": None,
     "aiolog text": None,
     "aiolog JSON": None,
+    "aiolog text, records='no_caller'": None,
+    "aiolog JSON, records='no_caller'": None,
     "python-json-logger + FileHandler": "pythonjsonlogger",
     "picologging FileHandler": "picologging",
     "loguru to a file": "loguru",
@@ -83,10 +91,13 @@ def _open_null_lean(path: str) -> Opened:
     return _open_null(path)
 
 
-def _open_aiolog(path: str, format: str) -> Opened:
+def _open_aiolog(path: str, format: str, records: str = "lean") -> Opened:
     import aiolog
 
-    asyncio.run(aiolog.configure(path, format=format))  # needs no loop afterwards
+    # The default passed as no option, so this runs against versions without it too. The
+    # handlers need no loop afterwards.
+    options: dict[str, Any] = {} if records == "lean" else {"records": records}
+    asyncio.run(aiolog.configure(path, format=format, **options))
 
     def close() -> None:
         asyncio.run(aiolog.shutdown())
@@ -153,6 +164,8 @@ OPENERS: dict[str, Callable[[str], Opened]] = {
     "Logger alone, aiolog's lean records": _open_null_lean,
     "aiolog text": lambda p: _open_aiolog(p, FORMAT),
     "aiolog JSON": lambda p: _open_aiolog(p, "json"),
+    "aiolog text, records='no_caller'": lambda p: _open_aiolog(p, FORMAT, "no_caller"),
+    "aiolog JSON, records='no_caller'": lambda p: _open_aiolog(p, "json", "no_caller"),
     JSON_BASELINE: _open_pjl,
     TEXT_BASELINE: _open_picologging,
     "loguru to a file": _open_loguru,
@@ -191,6 +204,32 @@ def _run_one(name: str, n: int, directory: str) -> dict[str, Any]:
     return result
 
 
+def _instructions(name: str, n: int, directory: str) -> dict[str, Any]:
+    """CPU instructions per call: callgrind's total for n calls minus that for none."""
+    root = Path(__file__).resolve().parent.parent
+    totals = []
+    for calls in (0, n):
+        path = os.path.join(directory, f"{len(os.listdir(directory))}.log")
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             "-m", "benchmarks.breakdown", "--one", name, "--n", str(calls), "--path", path],
+            capture_output=True, text=True, timeout=1800, cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)})
+        found = re.findall(r"Collected : (\d+)", proc.stderr)
+        if proc.returncode != 0 or not found:
+            return {"error": f"valgrind exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+        totals.append(sum(map(int, found)))
+    return {"instructions_per_call": round((totals[1] - totals[0]) / n)}
+
+
+def run_instructions(n: int) -> dict[str, dict[str, Any]]:
+    """Every available contender once under callgrind: instructions per call."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="aiolog-breakdown-") as directory:
+        return {name: _instructions(name, n, directory) for name in available()}
+
+
 def run(n: int, rounds: int) -> dict[str, dict[str, Any]]:
     """Every available contender, ``rounds`` times interleaved: median µs per call."""
     names = available()
@@ -208,9 +247,14 @@ def run(n: int, rounds: int) -> dict[str, dict[str, Any]]:
     return results
 
 
+def _cost(r: dict[str, Any]) -> float | None:
+    value = r.get("us_per_call", r.get("instructions_per_call"))
+    return None if value is None else float(value)
+
+
 def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     """The two target ratios: python-json-logger / aiolog JSON and aiolog text / picologging."""
-    cost = {name: r["us_per_call"] for name, r in results.items() if "us_per_call" in r}
+    cost = {name: c for name, r in results.items() if (c := _cost(r)) is not None}
     out = {}
     if JSON_BASELINE in cost and "aiolog JSON" in cost:
         out["python-json-logger / aiolog JSON"] = cost[JSON_BASELINE] / cost["aiolog JSON"]
@@ -220,16 +264,21 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def table(results: dict[str, dict[str, Any]], n: int, rounds: int) -> str:
-    floor = results.get("Logger alone (NullHandler)", {}).get("us_per_call")
-    rows = [f"Breakdown: µs per call until on disk, {n:,} calls, median of {rounds} rounds; "
-            "ratio to the stdlib Logger alone", "",
-            "| contender | µs/call | ratio |", "| --- | ---: | ---: |"]
+    counted = any("instructions_per_call" in r for r in results.values())
+    floor = _cost(results.get("Logger alone (NullHandler)", {}))
+    unit = "instructions" if counted else "µs"
+    title = (f"Breakdown: CPU instructions per call (callgrind, {n:,} calls)" if counted else
+             f"Breakdown: µs per call until on disk, {n:,} calls, median of {rounds} rounds")
+    rows = [f"{title}; ratio to the stdlib Logger alone", "",
+            f"| contender | {unit}/call | ratio |", "| --- | ---: | ---: |"]
     for name, r in results.items():
-        if "error" in r:
-            rows.append(f"| {name} | error: {r['error']} | |")
+        cost = _cost(r)
+        if cost is None:
+            rows.append(f"| {name} | error: {r.get('error')} | |")
             continue
-        ratio = f"{r['us_per_call'] / floor:.2f}x" if floor else "-"
-        rows.append(f"| {name} | {r['us_per_call']:.2f} | {ratio} |")
+        ratio = f"{cost / floor:.2f}x" if floor else "-"
+        rows.append(f"| {name} | {cost:,.0f} | {ratio} |" if counted else
+                    f"| {name} | {cost:.2f} | {ratio} |")
     rows.append("")
     rows += [f"{what}: {value:.2f}x" for what, value in ratios(results).items()]
     return "\n".join(rows)
@@ -241,15 +290,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--n", type=int, default=None, help="calls per contender and round")
     parser.add_argument("--out", help="write breakdown.json into this directory")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions per call with valgrind instead of timing")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.path, args.n)))
         return
-    n = args.n or (500 if args.quick else 50_000)
-    rounds = args.rounds or (1 if args.quick else 3)
-    results = run(n, rounds)
+    if args.instructions:
+        n, rounds = args.n or (200 if args.quick else 5_000), 1
+        results = run_instructions(n)
+    else:
+        n = args.n or (500 if args.quick else 50_000)
+        rounds = args.rounds or (1 if args.quick else 3)
+        results = run(n, rounds)
     print(table(results, n, rounds))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
