@@ -289,23 +289,7 @@ class JsonFormatter(logging.Formatter):
             for k, v in _islice(attributes.items(), _INIT_ATTRIBUTES, None):
                 if k not in reserved and k not in own:
                     data[k] = v
-        if self.trace:
-            trace_id = attributes.get("trace_id")
-            if trace_id is not None:
-                data[self._trace_key] = trace_id
-                data[self._span_key] = attributes.get("span_id")
-            elif _OTEL_TRACE in _modules:
-                ids = _context.trace_ids()
-                if ids is not None:
-                    data[self._trace_key], data[self._span_key] = ids
-        exc_text = record.exc_text
-        if record.exc_info and not exc_text:
-            exc_text = record.exc_text = self.formatException(record.exc_info)  # cached, as stdlib
-        if exc_text and not exc_text.isspace():  # loguru sets "\n": its traceback is in the message
-            data[self._exc_key] = exc_text
-        if record.stack_info:
-            data[self._stack_key] = self.formatStack(record.stack_info)
-        return data
+        return self._add_trace_and_exc(record, data)
 
     def _to_dict_general(self, record: logging.LogRecord) -> dict[str, Any]:
         """``to_dict`` for every record: renamed fields, a dict message, access records."""
@@ -349,11 +333,16 @@ class JsonFormatter(logging.Formatter):
                 data.update(more)
             else:  # the chosen fields win over a context or extra field of the same name
                 data.update({k: v for k, v in more.items() if k not in own})
+        return self._add_trace_and_exc(record, data)
+
+    def _add_trace_and_exc(self, record: logging.LogRecord,
+                           data: dict[str, Any]) -> dict[str, Any]:
+        """The last keys of every record: trace and span ids, then exception and stack."""
         if self.trace:
-            trace_id = attributes.get("trace_id")
+            trace_id = record.__dict__.get("trace_id")
             if trace_id is not None:
                 data[self._trace_key] = trace_id
-                data[self._span_key] = attributes.get("span_id")
+                data[self._span_key] = record.__dict__.get("span_id")
             elif _OTEL_TRACE in _modules:
                 ids = _context.trace_ids()
                 if ids is not None:
