@@ -268,6 +268,13 @@ class TestInstalling:
         _record.uninstall()
         assert logging.getLogRecordFactory() is logging.LogRecord
 
+    def test_a_python_with_records_it_does_not_know_keeps_the_stdlibs_factory(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where LogRecord's attributes differ from lean_record's, install() changes nothing."""
+        monkeypatch.setattr(_record, "KNOWN", False)
+        assert not _record.install()
+        assert logging.getLogRecordFactory() is logging.LogRecord
+
     def test_a_factory_installed_before_stays_and_one_installed_after_chains_to_ours(self) -> None:
         """OpenTelemetry's way (chain to the factory found) keeps working in both orders."""
         def chaining(old: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
