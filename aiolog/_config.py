@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 
-from . import _options
+from . import _options, _record
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._journald import AsyncJournalHandler, check_journald
 from ._json import JsonFormatter
@@ -46,6 +46,7 @@ async def configure(
     capture: Iterable[str] = (),
     journald: bool | str | os.PathLike[str] = False,
     syslog: str | None = None,
+    records: _record.Records = "lean",
 ) -> list[logging.Handler]:
     """Install aiolog on the root logger, replacing what an earlier call installed.
 
@@ -72,6 +73,10 @@ async def configure(
             format): ``True`` for the system journal, or the socket path of a namespace.
         syslog: also send every record to this collector, e.g. ``"relp://loghost:2514"``
             (schemes udp, tcp, tls, relp, unix), beside the file or stream handler.
+        records: ``"lean"`` makes the stdlib's records for less with aiolog's factory;
+            ``"stdlib"`` puts the stdlib's factory back; ``"no_caller"`` also stops finding
+            the caller (``logging._srcfile = None``): no file, line or function, no
+            ``stack_info``. See "The lean record path" in the README.
 
     Returns:
         The handlers installed.
@@ -108,6 +113,8 @@ async def configure(
                 backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
                 encoding="utf-8", errors="backslashreplace")
             _options.check_file(**file_options)
+    _record.check(records, [formatter, *(h.formatter for h in given)] if handlers is not None
+                  else [formatter])
 
     syslog_options = parse_syslog_url(syslog) if syslog is not None else None
     if syslog_options is not None:
@@ -153,6 +160,7 @@ async def configure(
             captured_logger.handlers = []
             captured_logger.propagate = True
     _installed[:] = new
+    _record.apply(records)
 
     # 5. The old handlers write out what they hold, then close.
     for handler in old:

@@ -16,6 +16,7 @@ UNBOUND: Final = "-"
 
 # Only converters that map equal whole seconds to equal time tuples may share a cached string.
 _CACHEABLE_CONVERTERS: Final = (time.localtime, time.gmtime)
+_LogRecord: Final = logging.LogRecord
 
 
 class FastFormatter(logging.Formatter):
@@ -41,15 +42,31 @@ class FastFormatter(logging.Formatter):
         # lock) see an old entry or a new one, never half of each.
         self._date_cache: tuple[tuple[int, str | None], str] = ((-1, None), "")
         self._time_cache: tuple[tuple[int, str | None], float, str] = ((-1, None), -1.0, "")
+        self._time_cached = type(self).formatTime is FastFormatter.formatTime
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text or record.stack_info:
             return super().format(record)
         render = self._render
         if render is not None:
+            if type(record) is _LogRecord:  # LogRecord.getMessage, without the call
+                msg = record.msg
+                message = msg if type(msg) is str else str(msg)
+                if record.args:
+                    message = message % record.args
+            else:  # a record class of someone's factory may have its own getMessage
+                message = record.getMessage()
+            asctime = ""
+            if self._uses_time:
+                # formatTime's cache of the last millisecond, read here when formatTime is ours.
+                cached = self._time_cache
+                if (self._time_cached and cached[1] == record.msecs
+                        and cached[0] == (int(record.created), self.datefmt)):
+                    asctime = cached[2]
+                else:
+                    asctime = self.formatTime(record, self.datefmt)
             try:
-                return render(record.__dict__, record.getMessage(),
-                              self.formatTime(record, self.datefmt) if self._uses_time else "")
+                return render(record.__dict__, message, asctime)
             except KeyError:
                 pass  # a field the record lacks: formatMessage() looks it up in the context
         record.message = record.getMessage()

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from itertools import islice as _islice
 from typing import Any, Final, Literal
 
 from . import _context
@@ -228,8 +229,11 @@ class JsonFormatter(logging.Formatter):
         # Unless reserved_attrs lets some of LogRecord's own attributes through as fields.
         self._skip_init = self.reserved_attrs >= _INIT_NAMES
         self._static = {rename(k, k): v for k, v in self.static_fields.items()}
+        self._static_free = {k: v for k, v in self._static.items() if k not in self._own_keys}
         self._clock: tuple[int, str, str] = (-1, "", "")
         self._last: tuple[int, float, str] = (-1, -1.0, "")
+        # to_dict may read formatTime's cache itself only if formatTime is this class's.
+        self._time_cached = type(self).formatTime is JsonFormatter.formatTime
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (without the newline)."""
@@ -237,6 +241,58 @@ class JsonFormatter(logging.Formatter):
 
     def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
         """What ``format()`` writes, before encoding; override to add or change fields."""
+        attributes = record.__dict__
+        msg = record.msg
+        if (self.rename_fields or isinstance(msg, dict)
+                or (self.access_fields and record.name in _ACCESS_LOGGERS)):
+            return self._to_dict_general(record)
+        # The common record, the same dict as _to_dict_general builds (a test compares them),
+        # written straight into the result: each source's keys land where the general path's
+        # merged dict would put them, as a later source's value for an earlier key replaces the
+        # value in place there too.
+        message = ""
+        if self._needs_message:
+            if type(record) is _LogRecord:  # LogRecord.getMessage, without the call
+                message = msg if type(msg) is str else str(msg)
+                args = record.args
+                if args:
+                    message = message % args
+            else:  # a record class of someone's factory may have its own getMessage
+                message = record.getMessage()
+        time = ""
+        if self._needs_time:
+            last = self._last  # formatTime's cache of the last millisecond, when it is ours
+            if (self._time_cached and last[1] == record.msecs and last[0] == int(record.created)
+                    and not self.datefmt):
+                time = last[2]
+            else:
+                time = self.formatTime(record, self.datefmt)
+        data = self._base(attributes, message, time)
+        own = self._own_keys
+        if self._static_free:
+            data.update(self._static_free)
+        if self.context:
+            context = _own_context() if _STRUCTLOG not in _modules else _context.current()
+            if context:
+                if own.isdisjoint(context):
+                    data.update(context)
+                else:  # the chosen fields win over a context field of the same name
+                    data.update({k: v for k, v in context.items() if k not in own})
+        reserved = self.reserved_attrs
+        # LogRecord.__init__ sets the same attributes in the same order on every record, and
+        # extra= fields are set after it: only the keys past those can be extra fields.
+        if not self._skip_init or len(attributes) < _INIT_ATTRIBUTES:
+            for k, v in attributes.items():
+                if k not in reserved and k not in own:
+                    data[k] = v
+        elif len(attributes) > _INIT_ATTRIBUTES:
+            for k, v in _islice(attributes.items(), _INIT_ATTRIBUTES, None):
+                if k not in reserved and k not in own:
+                    data[k] = v
+        return self._add_trace_and_exc(record, data)
+
+    def _to_dict_general(self, record: logging.LogRecord) -> dict[str, Any]:
+        """``to_dict`` for every record: renamed fields, a dict message, access records."""
         attributes = record.__dict__
         msg = record.msg
         from_msg: Mapping[str, Any] | None = msg if isinstance(msg, dict) else None
@@ -277,11 +333,16 @@ class JsonFormatter(logging.Formatter):
                 data.update(more)
             else:  # the chosen fields win over a context or extra field of the same name
                 data.update({k: v for k, v in more.items() if k not in own})
+        return self._add_trace_and_exc(record, data)
+
+    def _add_trace_and_exc(self, record: logging.LogRecord,
+                           data: dict[str, Any]) -> dict[str, Any]:
+        """The last keys of every record: trace and span ids, then exception and stack."""
         if self.trace:
-            trace_id = attributes.get("trace_id")
+            trace_id = record.__dict__.get("trace_id")
             if trace_id is not None:
                 data[self._trace_key] = trace_id
-                data[self._span_key] = attributes.get("span_id")
+                data[self._span_key] = record.__dict__.get("span_id")
             elif _OTEL_TRACE in _modules:
                 ids = _context.trace_ids()
                 if ids is not None:
@@ -367,6 +428,11 @@ def _compile_base(plan: list[tuple[str, str]]) -> Callable[[dict[str, Any], str,
 
 
 _OTEL_TRACE: Final = "opentelemetry.trace"
+_LogRecord: Final = logging.LogRecord
+_STRUCTLOG: Final = "structlog.contextvars"
+# aiolog's own bound fields: what _context.current() returns unless structlog's are in use,
+# read without its two function calls.
+_own_context: Final = _context._fields.get
 _modules: Final = sys.modules
 _ACCESS_LOGGERS: Final = frozenset({"uvicorn.access", "gunicorn.access"})
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import json_lines, report, syslog
+from . import breakdown, json_lines, report, syslog
 from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LATEST = ROOT / "benchmarks" / "latest"  # a plain run's results: ignored by git
 COMMITTED = ROOT / "benchmarks" / "results"  # the run the README quotes
 README = ROOT / "README.md"
-SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json", "syslog")
+SCENARIOS = ("throughput", "per_call", "stall", "shared", "timed", "json", "syslog",
+             "breakdown")
 # One run of these is at the mercy of a noisy neighbour on a shared machine: they run --repeats
 # times, each round through every contender in turn so a noisy spell hits all of them alike.
 # (per_call is one distribution of 50,000 calls; its percentiles already absorb a noisy spell.)
@@ -224,6 +225,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="records per contender of the shipping logs scenario")
     parser.add_argument("--syslog-lag-seconds", type=float, default=6.0,
                         help="how long the loop logs while the collector is down 2 s of 3")
+    parser.add_argument("--breakdown-calls", type=int, default=50_000,
+                        help="calls per contender and round of the per-call breakdown")
     args = parser.parse_args(argv)
     if args.quick and args.update_results:
         parser.error("--quick measures nothing: it must not replace the committed results")
@@ -237,6 +240,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.timed_seconds, args.timed_rate = 1.2, 200
         args.json_records = 2_000
         args.syslog_records, args.syslog_lag_seconds = 1_000, 1.5
+        args.breakdown_calls = 500
     return args
 
 
@@ -306,6 +310,12 @@ def main(argv: list[str]) -> None:
         started = time.monotonic()
         results["syslog"] = syslog.run(args.syslog_records, args.syslog_lag_seconds)
         spent["syslog"] = time.monotonic() - started
+    if "breakdown" in args.scenarios:  # its own contenders: what one call costs, with the floor
+        print(f"[breakdown] one call, {args.breakdown_calls:,} calls x {args.repeats} rounds",
+              flush=True)
+        started = time.monotonic()
+        results["breakdown"] = breakdown.run(args.breakdown_calls, args.repeats)
+        spent["breakdown"] = time.monotonic() - started
     settings = {k: v for k, v in vars(args).items() if k not in ("update_results", "update_readme")}
     run = {"name": f"{started_at:%Y-%m-%d %H:%M} UTC at {commit}",
            "started": started_at.isoformat(timespec="seconds"), "commit": commit,
@@ -317,6 +327,8 @@ def main(argv: list[str]) -> None:
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     print()
     print(report.table(results))
+    if "breakdown" in results:
+        print("\n" + breakdown.table(results["breakdown"], args.breakdown_calls, args.repeats))
     report.chart(results, args.out / "results.png", run["name"])
     print(f"\nrun {run['name']}: {run['seconds']:,.0f} s; wrote results.json, results.png and the "
           f"contenders' {STDERR} to {args.out}")
