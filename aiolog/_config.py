@@ -7,31 +7,40 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
-
+import threading
+from collections.abc import Callable, Generator, Iterable, Mapping
+from typing import Any
 
 from . import _options
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from ._format import fast_equivalent
 from ._json import JsonFormatter
+from ._options import When
 from ._owner import report as _report
 from ._queue import Overflow
 from ._registry import live_writers
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# The handlers configure() put on the root logger, so the next call replaces exactly those.
+# The handlers configure() put on the root logger, for shutdown() to close.
 _installed: list[logging.Handler] = []
+# configure() from several threads (or tasks) at once: one at a time, the last one wins. Held
+# only by synchronous code, never across an await, so a loop can never wait for itself.
+_configure_lock = threading.RLock()
+# Threads closing the handlers earlier calls replaced.
+_closers: list[threading.Thread] = []
 
 
-async def configure(
+def configure(
     filename: str | os.PathLike[str] | None = None,
     *,
     level: int | str = "INFO",
-    format: str = DEFAULT_FORMAT,
+    format: str | None = None,
     datefmt: str | None = None,
     style: str = "%",
+    defaults: Mapping[str, object] | None = None,
     max_bytes: int = 0,
-    when: str | None = None,
+    when: When | None = None,
     interval: int = 1,
     utc: bool = False,
     backup_count: int = 0,
@@ -42,20 +51,28 @@ async def configure(
     handlers: Iterable[logging.Handler] | None = None,
     formatter: logging.Formatter | None = None,
     capture: Iterable[str] = (),
-) -> list[logging.Handler]:
-    """Install aiolog on the root logger, replacing what an earlier call installed.
+) -> Configuring:
+    """Install aiolog on the root logger, replacing every handler it had.
 
-    Records from every ``logging.getLogger()`` then flow through it. Every option is checked
-    (values and types) before anything is built, so a bad one raises here, changes nothing,
-    and leaves nothing open. The swap itself loses no record: the old handlers leave the
-    root logger in the same step as the new ones join it, then write out what they hold.
+    As ``logging.basicConfig(force=True)``: every handler on the root logger (aiolog's or
+    not, from an earlier call, ``dictConfig`` or ``addHandler``) is removed and closed.
+    Records from every ``logging.getLogger()`` then flow through aiolog. Every option is
+    checked (values and types) before anything is built, so a bad one raises here, changes
+    nothing, and leaves nothing open. The swap itself loses no record: the old handlers leave
+    the root logger in the same step as the new ones join it, then write out what they hold.
+
+    The work is done when this is called, also without ``await`` and without a running loop;
+    ``await`` the result to wait until the replaced handlers are closed and to get the new
+    ones. Safe from any thread: calls run one at a time and the last one wins.
 
     Args:
         filename: the log file (missing directories are created); ``None`` logs to stderr
             without blocking.
         level: the root logger's level.
-        format, datefmt, style: as ``logging.Formatter`` takes them; ``format="json"``
-            writes JSON lines (``JsonFormatter()``, with ``datefmt`` if given).
+        format, datefmt, style, defaults: as ``logging.Formatter`` takes them (``defaults``
+            declares fields of your own, e.g. bound context fields, with the value shown when
+            nothing provides them); ``format="json"`` writes JSON lines
+            (``JsonFormatter()``, with ``datefmt`` if given).
         max_bytes, when, interval, utc, backup_count, compress, lock_timeout, max_queue,
             overflow: as ``AsyncFileHandler`` takes them.
         handlers: install these handlers instead of building one from ``filename``.
@@ -66,79 +83,123 @@ async def configure(
             propagate to the root logger, so their records reach aiolog too.
 
     Returns:
-        The handlers installed.
+        An awaitable giving the handlers installed.
     """
-    # 1. Check everything; nothing is built or changed until all of it passed.
-    _options.check_level(level)
-    if formatter is not None:
-        if not isinstance(formatter, logging.Formatter):
-            raise TypeError(f"formatter must be a logging.Formatter, not {formatter!r}")
-    elif format == "json":
-        formatter = JsonFormatter(datefmt=datefmt)
-    else:
-        formatter = _options.check_formatter(format, datefmt, style)
-    if isinstance(capture, str):
-        raise TypeError(f"capture must be a list of logger names, not the string {capture!r}")
-    captured = list(capture)
-    if not all(isinstance(name, str) and name for name in captured):
-        raise TypeError(f"capture must be logger names, not {captured!r}")
-    path: str | None = None
-    file_options: dict[str, object] = {}
-    if handlers is not None:
-        if filename is not None:
-            raise ValueError("give configure() a filename or handlers=[...], not both")
-        given = list(handlers)
-        if not all(isinstance(h, logging.Handler) for h in given):
-            raise TypeError(f"handlers must be logging.Handler instances, not {given!r}")
-    else:
-        _options.check_queue(max_queue, overflow)
-        if filename is not None:
-            path = _options.check_path(filename)
-            file_options = dict(
-                max_bytes=max_bytes, when=when, interval=interval, utc=utc,
-                backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
-                encoding="utf-8", errors="backslashreplace")
-            _options.check_file(**file_options)
+    with _configure_lock:
+        # 1. Check everything; nothing is built or changed until all of it passed.
+        _options.check_level(level)
+        if formatter is not None:
+            if not isinstance(formatter, logging.Formatter):
+                raise TypeError(f"formatter must be a logging.Formatter, not {formatter!r}")
+            if format is not None or defaults is not None:
+                raise TypeError("give configure() format= (and defaults=) or formatter=, not "
+                                "both: the formatter has its own format")
+        elif format == "json":
+            if defaults is not None:
+                raise TypeError("defaults= is for text formats; format='json' writes every "
+                                "bound field without declaring it")
+            formatter = JsonFormatter(datefmt=datefmt)
+        else:
+            formatter = fast_equivalent(_options.check_formatter(
+                DEFAULT_FORMAT if format is None else format, datefmt, style, defaults))
+        if isinstance(capture, str):
+            raise TypeError(f"capture must be a list of logger names, not the string "
+                            f"{capture!r}: write capture=[{capture!r}]")
+        captured = list(capture)
+        if not all(isinstance(name, str) and name for name in captured):
+            raise TypeError(f"capture must be logger names, not {captured!r}")
+        path: str | None = None
+        file_options: dict[str, object] = {}
+        if handlers is not None:
+            if filename is not None:
+                raise ValueError("give configure() a filename or handlers=[...], not both")
+            given = list(handlers)
+            if not all(isinstance(h, logging.Handler) for h in given):
+                raise TypeError(f"handlers must be logging.Handler instances, not {given!r}")
+        else:
+            _options.check_queue(max_queue, overflow)
+            if filename is not None:
+                path = _options.check_path(filename)
+                file_options = dict(
+                    max_bytes=max_bytes, when=when, interval=interval, utc=utc,
+                    backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
+                    encoding="utf-8", errors="backslashreplace")
+                _options.check_file(**file_options)
 
-    # 2. Same file as before with other options: one writer per file, so the old one must
-    # close first. The old handlers stay attached meanwhile and, once closing, write each
-    # record synchronously: a record logged during the swap still reaches the file, in order.
-    old = list(_installed)
-    if path is not None:
-        for same in _reopened(path, file_options, old):
-            await same.aclose()
+        # 2. Handlers an earlier call replaced are still closing: let them finish, so that a
+        # file they hold with other options is free again.
+        for earlier in _closers:
+            earlier.join()
+        _closers.clear()
+        root = logging.getLogger()
 
-    # 3. Build (a file that cannot be opened raises here, with the old handlers still in place).
-    if handlers is not None:
-        new = given
-    elif path is None:
-        new = [AsyncStreamHandler(sys.stderr, max_queue=max_queue, overflow=overflow)]
-    else:
-        new = [AsyncFileHandler(path, max_queue=max_queue, overflow=overflow,
-                                **file_options)]  # type: ignore[arg-type]
-    for handler in new:
-        if handlers is None or handler.formatter is None:
-            handler.setFormatter(formatter)
+        # 3. Same file as before with other options: one writer per file, so the old one must
+        # close first, here (its queue is written out on this thread). The old handlers stay
+        # attached meanwhile and, once closing, write each record synchronously: a record
+        # logged during the swap still reaches the file, in order.
+        if path is not None:
+            for same in _reopened(path, {**file_options, "at_time": None}, root.handlers[:]):
+                same.close()
 
-    # 4. Swap in one step: every record goes to the old handlers or the new, never to none
-    # and never to both (logging reads root.handlers without a lock; assigning the list is
-    # one step for a reader).
-    root = logging.getLogger()
-    with logging._lock:  # type: ignore[attr-defined]  # what addHandler() takes
-        kept = [h for h in root.handlers if h not in old and h not in new]
-        root.handlers = kept + new
-        root.setLevel(level.upper() if isinstance(level, str) else level)
-        for name in captured:
-            captured_logger = logging.getLogger(name)
-            captured_logger.handlers = []
-            captured_logger.propagate = True
-    _installed[:] = new
+        # 4. Build (a file that cannot be opened raises here, with the old handlers in place).
+        if handlers is not None:
+            new = given
+        elif path is None:
+            new = [AsyncStreamHandler(sys.stderr, max_queue=max_queue, overflow=overflow)]
+        else:
+            new = [AsyncFileHandler(path, max_queue=max_queue, overflow=overflow,
+                                    **file_options)]  # type: ignore[arg-type]
+        for handler in new:
+            if handlers is None or handler.formatter is None:
+                handler.setFormatter(formatter)
 
-    # 5. The old handlers write out what they hold, then close.
-    for handler in old:
-        if handler not in new:
-            await _close(handler)
-    return new
+        # 5. Swap in one step: every record goes to the old handlers or the new, never to none
+        # and never to both (logging reads root.handlers without a lock; assigning the list is
+        # one step for a reader). The old ones are what the root logger holds now, whoever
+        # put them there (another thread's configure() included).
+        with logging._lock:  # type: ignore[attr-defined]  # what addHandler() takes
+            old = [h for h in root.handlers if h not in new]
+            root.handlers = list(new)
+            root.setLevel(level.upper() if isinstance(level, str) else level)
+            for name in captured:
+                captured_logger = logging.getLogger(name)
+                captured_logger.handlers = []
+                captured_logger.propagate = True
+        _installed[:] = new
+
+        # 6. The old handlers write out what they hold, then close, on a thread of their own:
+        # the caller never waits for it, and forgetting ``await`` still closes them.
+        closer: threading.Thread | None = None
+        if old:
+            closer = threading.Thread(target=_close_all, args=(old,), name="aiolog-configure")
+            closer.start()
+            _closers.append(closer)
+        return Configuring(new, closer)
+
+
+class Configuring:
+    """What ``configure()`` returns: awaiting it waits for the replaced handlers to close."""
+
+    def __init__(self, handlers: list[logging.Handler], closer: threading.Thread | None) -> None:
+        self.handlers = handlers
+        self._closer = closer
+
+    def __await__(self) -> Generator[Any, None, list[logging.Handler]]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> list[logging.Handler]:
+        closer = self._closer
+        while closer is not None and closer.is_alive():
+            await asyncio.sleep(0.005)  # a thread writing out what it held; never the loop
+        return self.handlers
+
+
+def _close_all(handlers: list[logging.Handler]) -> None:
+    for handler in handlers:
+        try:
+            handler.close()
+        except Exception as exc:
+            _report(f"aiolog: closing a replaced handler {handler!r} failed", exc)
 
 
 def _reopened(path: str, options: dict[str, object],
@@ -151,10 +212,11 @@ def _reopened(path: str, options: dict[str, object],
         return []  # nothing of ours on it, or the same options: the new handler shares it
     others = same[0]._writer.users - len(same)
     if others > 0:
-        # Someone else's handler (dictConfig, addHandler) holds the file with the old options:
-        # refuse now, before anything changed, rather than close a writer that is not ours.
+        # Someone else's handler (on a logger other than the root) holds the file with the
+        # old options: refuse now, before anything changed, rather than close a writer that
+        # is not ours to close.
         raise ValueError(f"{path!r} is already open in this process with other rotation "
-                         f"options by {others} handler(s) configure() did not install; "
+                         f"options by {others} handler(s) on loggers other than the root; "
                          "close them first or give the same options")
     return same
 
@@ -207,7 +269,13 @@ def install_signal_handlers(signals: Iterable[int] = (signal.SIGTERM,)) -> None:
     Call it from inside the running loop, after the server installed its own handlers
     (in an ASGI lifespan startup, for instance).
     """
-    loop = asyncio.get_running_loop()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "aiolog.install_signal_handlers() needs the running event loop: call it from "
+            "async code (after 'await aiolog.configure(...)', or in an ASGI lifespan "
+            "startup), not at import time or before asyncio.run()") from None
     for signum in signals:
         previous = _previous_handler(loop, signum)
         loop.add_signal_handler(signum, _on_signal, previous)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import time
@@ -28,7 +29,8 @@ class FileSink:
     def __init__(self, path: str, *, max_bytes: int = 0, when: str | None = None,
                  interval: int = 1, utc: bool = False, backup_count: int = 0,
                  compress: bool = False, lock_timeout: float = 10.0,
-                 encoding: str = "utf-8", errors: str = "backslashreplace") -> None:
+                 encoding: str = "utf-8", errors: str = "backslashreplace",
+                 at_time: datetime.time | None = None, delay: bool = False) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise ValueError(f"max_bytes must be an integer >= 0, not {max_bytes!r}")
         if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 0:
@@ -38,7 +40,8 @@ class FileSink:
         "x".encode(encoding, errors)  # unknown names raise LookupError now, not at first write
         self.path = os.path.abspath(os.fspath(path))
         self.max_bytes = max_bytes
-        self.time_policy = _rotation.TimePolicy.parse(when, interval, utc) if when else None
+        self.time_policy = (_rotation.TimePolicy.parse(when, interval, utc, at_time) if when
+                            else None)
         self.backup_count = backup_count
         self.compress = compress
         self.encoding = encoding
@@ -48,7 +51,8 @@ class FileSink:
         self._file: io.FileIO | None = None
         self._identity = (0, 0)
         self._next_boundary = float("inf")
-        self.open()
+        if not delay:  # delay=True, as FileHandler: the file is created by the first write
+            self.open()
 
     def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
@@ -106,9 +110,10 @@ class FileSink:
     def _piece_end(self, chunk: Chunk) -> int | None:
         """Where the next ``write()`` of ``chunk`` ends in this file; None: rotate first.
 
-        Whole lines only: a piece stops at the last line that keeps the file within
-        ``max_bytes``. A line is never split between two files, and a file takes one line
-        larger than ``max_bytes`` alone, as ``RotatingFileHandler`` does.
+        Whole lines only: a piece stops at the last line that keeps the file below
+        ``max_bytes`` (``RotatingFileHandler`` rotates when a record would make the file reach
+        it). A line is never split between two files, and a file takes one line larger than
+        ``max_bytes`` alone, as ``RotatingFileHandler`` does.
         """
         total = len(chunk.data)
         if self._time_due() and chunk.at_line_start():
@@ -116,9 +121,9 @@ class FileSink:
         if not self.max_bytes:
             return total
         size = os.fstat(self._file.fileno()).st_size  # type: ignore[union-attr]
-        if size + total - chunk.offset <= self.max_bytes:
+        if size + total - chunk.offset < self.max_bytes:
             return total
-        end = chunk.last_end_within(chunk.offset + max(self.max_bytes - size, 0))
+        end = chunk.last_end_within(chunk.offset + max(self.max_bytes - 1 - size, 0))
         if end is not None:
             return end
         if size == 0 or not chunk.at_line_start():
