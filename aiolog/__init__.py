@@ -5,6 +5,9 @@ from ._context import ContextFilter, bind, clear_context, context, get_context, 
 from ._format import FastFormatter
 from ._handler import AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._json import JsonFormatter
+from ._version import version as _version
+
+__version__ = _version()
 
 __all__ = [
     "AsyncFileHandler",

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from typing import Any
 
 from . import _options
@@ -177,15 +177,38 @@ def configure(
         return Configuring(new, closer)
 
 
-class Configuring:
-    """What ``configure()`` returns: awaiting it waits for the replaced handlers to close."""
+class Configuring(Coroutine[Any, Any, "list[logging.Handler]"]):
+    """What ``configure()`` returns: awaiting it waits for the replaced handlers to close.
+
+    A coroutine (``asyncio.run(aiolog.configure(...))`` works too) whose work was already done
+    when ``configure()`` returned; the coroutine behind it is made only when it is run, so
+    one never run raises no "never awaited" warning.
+    """
 
     def __init__(self, handlers: list[logging.Handler], closer: threading.Thread | None) -> None:
         self.handlers = handlers
         self._closer = closer
+        self._coro: Coroutine[Any, Any, list[logging.Handler]] | None = None
+
+    def _run(self) -> Coroutine[Any, Any, list[logging.Handler]]:
+        if self._coro is None:
+            self._coro = self._wait()
+        return self._coro
+
+    def send(self, value: Any) -> Any:
+        return self._run().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:  # the one-argument form: the others are deprecated
+            return self._run().throw(typ)
+        return self._run().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
 
     def __await__(self) -> Generator[Any, None, list[logging.Handler]]:
-        return self._wait().__await__()
+        return self._run().__await__()
 
     async def _wait(self) -> list[logging.Handler]:
         closer = self._closer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import stat
 import time
 from typing import Final
 
@@ -51,6 +52,7 @@ class FileSink:
         self._file: io.FileIO | None = None
         self._identity = (0, 0)
         self._next_boundary = float("inf")
+        self._regular = True
         if not delay:  # delay=True, as FileHandler: the file is created by the first write
             self.open()
 
@@ -68,6 +70,9 @@ class FileSink:
         old, self._file = self._file, io.FileIO(fd, "ab", closefd=True)
         st = os.fstat(fd)
         self._identity = (st.st_dev, st.st_ino)
+        # A device or pipe (/dev/null, /dev/stdout) is never rotated, as the stdlib's handlers
+        # refuse (bpo-45401): renaming it, or a lock file beside it, would be a disaster.
+        self._regular = stat.S_ISREG(st.st_mode)
         if old is not None:
             old.close()
         if self.time_policy is not None:
@@ -116,6 +121,8 @@ class FileSink:
         ``max_bytes`` alone, as ``RotatingFileHandler`` does.
         """
         total = len(chunk.data)
+        if not self._regular:
+            return total
         if self._time_due() and chunk.at_line_start():
             return None
         if not self.max_bytes:
