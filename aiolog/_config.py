@@ -169,6 +169,10 @@ def configure(
 
         # 6. The old handlers write out what they hold, then close, on a thread of their own:
         # the caller never waits for it, and forgetting ``await`` still closes them.
+        # A handler that another logger still uses (a dictConfig handler on "gunicorn.error"
+        # as well as on the root) only leaves the root logger: closing it would turn its
+        # other logger's writes synchronous.
+        old = [h for h in old if not _used_elsewhere(h)]
         closer: threading.Thread | None = None
         if old:
             closer = threading.Thread(target=_close_all, args=(old,), name="aiolog-configure")
@@ -215,6 +219,12 @@ class Configuring(Coroutine[Any, Any, "list[logging.Handler]"]):
         while closer is not None and closer.is_alive():
             await asyncio.sleep(0.005)  # a thread writing out what it held; never the loop
         return self.handlers
+
+
+def _used_elsewhere(handler: logging.Handler) -> bool:
+    loggers = list(logging.Logger.manager.loggerDict.values())  # a copy: threads add loggers
+    return any(isinstance(logger, logging.Logger) and handler in logger.handlers
+               for logger in loggers)
 
 
 def _close_all(handlers: list[logging.Handler]) -> None:
