@@ -152,7 +152,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 def colour(name: str) -> str:
     """A bar's colour: green for aiolog's own contenders only (not aiologger or aiologging)."""
-    return "tab:green" if name in OURS else "silver" if name == "no logging" else "tab:gray"
+    return "tab:green" if ours(name) else "silver" if name == "no logging" else "tab:gray"
+
+
+def ours(name: str) -> bool:
+    """aiolog's own contenders, in every scenario ("aiolog JSON (orjson)" too)."""
+    return name in OURS or name.startswith("aiolog JSON")
 
 
 def _speed_panels() -> dict[str, tuple[str, str, Any]]:
@@ -176,7 +181,7 @@ CORRECTNESS = {"shared": "4. Processes, one file rotated by size: records lost /
 # Scenario order; a scenario not listed (a new one) follows, in the order of the results.
 ORDER = ("throughput", "per_call", "stall", "shared", "timed", "json")
 # Figures that need a word of explanation, said on the chart itself (see the README's notes).
-CORRUPT = {"picologging": "its asctime is corrupt here: every line counts as torn"}
+CORRUPT = {"picologging": "corrupt asctime here: every line is torn"}
 
 
 def panels(results: dict[str, Any]) -> list[tuple[str, str]]:
@@ -270,7 +275,7 @@ def _decorate(ax: Any, title: str, better: str) -> None:
     ax.tick_params(labelsize=8)
     ax.xaxis.set_major_formatter(_thousands())
     for label in ax.get_yticklabels():
-        if label.get_text() in OURS:
+        if ours(label.get_text()):
             label.set_color("tab:green")
             label.set_fontweight("bold")
     for side in ("top", "right"):
