@@ -138,7 +138,9 @@ def configure(
         # attached meanwhile and, once closing, write each record synchronously: a record
         # logged during the swap still reaches the file, in order.
         if path is not None:
-            for same in _reopened(path, {**file_options, "at_time": None}, root.handlers[:]):
+            # The writer records atTime too (configure() has none): compare like with like.
+            wanted = {**file_options, "at_time": None}
+            for same in _reopened(path, wanted, root.handlers[:]):
                 same.close()
 
         # 4. Build (a file that cannot be opened raises here, with the old handlers in place).
