@@ -8,7 +8,6 @@ left registered (``logging`` keeps every handler it saw, and flushes it at exit)
 from __future__ import annotations
 
 import codecs
-import datetime
 import logging
 import os
 from collections.abc import Mapping
@@ -43,12 +42,6 @@ def check_mode(mode: object) -> None:
             "each run with an empty file, delete or rotate the old one before configuring")
     if mode != "a":
         raise ValueError(f"mode must be 'a' (append), not {mode!r}")
-
-
-def check_at_time(at_time: object) -> None:
-    if at_time is not None and not isinstance(at_time, datetime.time):
-        raise TypeError(f"atTime must be a datetime.time (as TimedRotatingFileHandler "
-                        f"takes it), not {at_time!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -89,7 +82,6 @@ def check_file(*, max_bytes: object, when: object, interval: object, utc: object
                encoding: object = "utf-8", errors: object = "backslashreplace",
                at_time: object = None, delay: object = False) -> None:
     """Every rotation and encoding option of ``AsyncFileHandler``, values and types."""
-    check_at_time(at_time)
     if not _is_int(max_bytes) or max_bytes < 0:  # type: ignore[operator]
         raise ValueError(f"max_bytes must be an integer >= 0, not {max_bytes!r}")
     if not _is_int(backup_count) or backup_count < 0:  # type: ignore[operator]
@@ -99,7 +91,7 @@ def check_file(*, max_bytes: object, when: object, interval: object, utc: object
             raise TypeError(f"when must be a str or None, not {when!r}")
         TimePolicy.parse(when, interval, False, at_time)  # type: ignore[arg-type]
     elif at_time is not None:
-        raise ValueError("atTime needs when='midnight' or 'W0'..'W6'")
+        raise ValueError("atTime needs when='midnight' or 'W0'..'W6': add one, or remove atTime")
     if not _is_int(interval) or interval < 1:  # type: ignore[operator]
         raise ValueError(f"interval must be a positive integer, not {interval!r}")
     for name, value in (("utc", utc), ("compress", compress), ("delay", delay)):

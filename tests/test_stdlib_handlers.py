@@ -203,6 +203,21 @@ class TestConfigure:
         root = logging.getLogger()
         assert plain not in root.handlers and len(root.handlers) == 1
 
+    def test_a_handler_another_logger_uses_leaves_the_root_but_stays_open(
+            self, tmp_path: Path) -> None:
+        """A dictConfig handler on the root and on "gunicorn.error" leaves the root logger but
+        is not closed: the other logger's records are still queued, not written synchronously."""
+        shared = aiolog.AsyncFileHandler(tmp_path / "shared.log")
+        root, other = logging.getLogger(), logging.getLogger("gunicorn.error")
+        root.addHandler(shared)
+        other.addHandler(shared)
+        try:
+            asyncio.run(aiolog.configure(tmp_path / "app.log"))  # type: ignore[arg-type]
+            assert shared not in root.handlers and not shared._closed
+        finally:
+            other.removeHandler(shared)
+            shared.close()
+
     def test_configure_from_two_threads_at_once_keeps_one_handler(self, tmp_path: Path) -> None:
         """Two threads each running asyncio.run(configure(same file)) at once, again and again,
         leave one handler on the root logger, and every record is written once."""

@@ -60,7 +60,8 @@ class TimePolicy:
             at = 86400 if weekly else 0
         elif key == "MIDNIGHT" or weekly:
             if not isinstance(at_time, datetime.time):
-                raise TypeError(f"atTime must be a datetime.time, not {at_time!r}")
+                raise TypeError(f"atTime must be a datetime.time (as TimedRotatingFileHandler "
+                                f"takes it), not {at_time!r}")
             at = (at_time.hour * 60 + at_time.minute) * 60 + at_time.second
         else:
             # TimedRotatingFileHandler ignores atTime here; a setting with no effect is refused.
