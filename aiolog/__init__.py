@@ -7,6 +7,9 @@ from ._handler import AsyncFileHandler, AsyncHandler, AsyncStreamHandler
 from ._journald import AsyncJournalHandler
 from ._json import JsonFormatter
 from ._syslog_handler import AsyncSyslogHandler
+from ._version import version as _version
+
+__version__ = _version()
 
 __all__ = [
     "AsyncFileHandler",

@@ -7,13 +7,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
-
+import threading
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
+from typing import Any
 
 from . import _options, _record
 from ._handler import DEFAULT_MAX_QUEUE, AsyncFileHandler, AsyncHandler, AsyncStreamHandler
+from ._format import fast_equivalent
 from ._journald import AsyncJournalHandler, check_journald
 from ._json import JsonFormatter
+from ._options import When
 from ._owner import report as _report
 from ._queue import Overflow
 from ._registry import live_writers
@@ -21,19 +24,25 @@ from ._syslog_handler import parse_syslog_url, syslog_handler
 
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# The handlers configure() put on the root logger, so the next call replaces exactly those.
+# The handlers configure() put on the root logger, for shutdown() to close.
 _installed: list[logging.Handler] = []
+# configure() from several threads (or tasks) at once: one at a time, the last one wins. Held
+# only by synchronous code, never across an await, so a loop can never wait for itself.
+_configure_lock = threading.RLock()
+# Threads closing the handlers earlier calls replaced.
+_closers: list[threading.Thread] = []
 
 
-async def configure(
+def configure(
     filename: str | os.PathLike[str] | None = None,
     *,
     level: int | str = "INFO",
-    format: str = DEFAULT_FORMAT,
+    format: str | None = None,
     datefmt: str | None = None,
     style: str = "%",
+    defaults: Mapping[str, object] | None = None,
     max_bytes: int = 0,
-    when: str | None = None,
+    when: When | None = None,
     interval: int = 1,
     utc: bool = False,
     backup_count: int = 0,
@@ -47,20 +56,28 @@ async def configure(
     journald: bool | str | os.PathLike[str] = False,
     syslog: str | None = None,
     records: _record.Records = "lean",
-) -> list[logging.Handler]:
-    """Install aiolog on the root logger, replacing what an earlier call installed.
+) -> Configuring:
+    """Install aiolog on the root logger, replacing every handler it had.
 
-    Records from every ``logging.getLogger()`` then flow through it. Every option is checked
-    (values and types) before anything is built, so a bad one raises here, changes nothing,
-    and leaves nothing open. The swap itself loses no record: the old handlers leave the
-    root logger in the same step as the new ones join it, then write out what they hold.
+    As ``logging.basicConfig(force=True)``: every handler on the root logger (aiolog's or
+    not, from an earlier call, ``dictConfig`` or ``addHandler``) is removed and closed.
+    Records from every ``logging.getLogger()`` then flow through aiolog. Every option is
+    checked (values and types) before anything is built, so a bad one raises here, changes
+    nothing, and leaves nothing open. The swap itself loses no record: the old handlers leave
+    the root logger in the same step as the new ones join it, then write out what they hold.
+
+    The work is done when this is called, also without ``await`` and without a running loop;
+    ``await`` the result to wait until the replaced handlers are closed and to get the new
+    ones. Safe from any thread: calls run one at a time and the last one wins.
 
     Args:
         filename: the log file (missing directories are created); ``None`` logs to stderr
             without blocking.
         level: the root logger's level.
-        format, datefmt, style: as ``logging.Formatter`` takes them; ``format="json"``
-            writes JSON lines (``JsonFormatter()``, with ``datefmt`` if given).
+        format, datefmt, style, defaults: as ``logging.Formatter`` takes them (``defaults``
+            declares fields of your own, e.g. bound context fields, with the value shown when
+            nothing provides them); ``format="json"`` writes JSON lines
+            (``JsonFormatter()``, with ``datefmt`` if given).
         max_bytes, when, interval, utc, backup_count, compress, lock_timeout, max_queue,
             overflow: as ``AsyncFileHandler`` takes them.
         handlers: install these handlers instead of building one from ``filename``.
@@ -79,94 +96,173 @@ async def configure(
             ``stack_info``. See "The lean record path" in the README.
 
     Returns:
-        The handlers installed.
+        An awaitable giving the handlers installed.
     """
-    # 1. Check everything; nothing is built or changed until all of it passed.
-    _options.check_level(level)
-    if formatter is not None:
-        if not isinstance(formatter, logging.Formatter):
-            raise TypeError(f"formatter must be a logging.Formatter, not {formatter!r}")
-    elif format == "json":
-        formatter = JsonFormatter(datefmt=datefmt)
-    else:
-        formatter = _options.check_formatter(format, datefmt, style)
-    if isinstance(capture, str):
-        raise TypeError(f"capture must be a list of logger names, not the string {capture!r}")
-    captured = list(capture)
-    if not all(isinstance(name, str) and name for name in captured):
-        raise TypeError(f"capture must be logger names, not {captured!r}")
-    journal_socket = check_journald(journald)
-    path: str | None = None
-    file_options: dict[str, object] = {}
-    if handlers is not None:
-        if filename is not None:
-            raise ValueError("give configure() a filename or handlers=[...], not both")
-        given = list(handlers)
-        if not all(isinstance(h, logging.Handler) for h in given):
-            raise TypeError(f"handlers must be logging.Handler instances, not {given!r}")
-    else:
-        _options.check_queue(max_queue, overflow)
-        if filename is not None:
-            path = _options.check_path(filename)
-            file_options = dict(
-                max_bytes=max_bytes, when=when, interval=interval, utc=utc,
-                backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
-                encoding="utf-8", errors="backslashreplace")
-            _options.check_file(**file_options)
-    _record.check(records, [formatter, *(h.formatter for h in given)] if handlers is not None
-                  else [formatter])
+    # syslog takes configure()'s formatter only when one was chosen for it (see "Shipping logs").
+    syslog_formatter_given = formatter is not None or format == "json"
+    with _configure_lock:
+        # 1. Check everything; nothing is built or changed until all of it passed.
+        _options.check_level(level)
+        if formatter is not None:
+            if not isinstance(formatter, logging.Formatter):
+                raise TypeError(f"formatter must be a logging.Formatter, not {formatter!r}")
+            if format is not None or defaults is not None:
+                raise TypeError("give configure() format= (and defaults=) or formatter=, not "
+                                "both: the formatter has its own format")
+        elif format == "json":
+            if defaults is not None:
+                raise TypeError("defaults= is for text formats; format='json' writes every "
+                                "bound field without declaring it")
+            formatter = JsonFormatter(datefmt=datefmt)
+        else:
+            formatter = fast_equivalent(_options.check_formatter(
+                DEFAULT_FORMAT if format is None else format, datefmt, style, defaults))
+        if isinstance(capture, str):
+            raise TypeError(f"capture must be a list of logger names, not the string "
+                            f"{capture!r}: write capture=[{capture!r}]")
+        captured = list(capture)
+        if not all(isinstance(name, str) and name for name in captured):
+            raise TypeError(f"capture must be logger names, not {captured!r}")
+        path: str | None = None
+        file_options: dict[str, object] = {}
+        if handlers is not None:
+            if filename is not None:
+                raise ValueError("give configure() a filename or handlers=[...], not both")
+            given = list(handlers)
+            if not all(isinstance(h, logging.Handler) for h in given):
+                raise TypeError(f"handlers must be logging.Handler instances, not {given!r}")
+        else:
+            _options.check_queue(max_queue, overflow)
+            if filename is not None:
+                path = _options.check_path(filename)
+                file_options = dict(
+                    max_bytes=max_bytes, when=when, interval=interval, utc=utc,
+                    backup_count=backup_count, compress=compress, lock_timeout=lock_timeout,
+                    encoding="utf-8", errors="backslashreplace")
+                _options.check_file(**file_options)
+        journal_socket = check_journald(journald)
+        _record.check(records, [formatter, *(h.formatter for h in given)]
+                      if handlers is not None else [formatter])
+        syslog_options = parse_syslog_url(syslog) if syslog is not None else None
+        if syslog_options is not None:
+            _options.check_queue(max_queue, overflow)
 
-    syslog_options = parse_syslog_url(syslog) if syslog is not None else None
-    if syslog_options is not None:
-        _options.check_queue(max_queue, overflow)
-    explicit_formatter = formatter if formatter is not None or format == "json" else None
+        # 2. Handlers an earlier call replaced are still closing: let them finish, so that a
+        # file they hold with other options is free again.
+        for earlier in _closers:
+            earlier.join()
+        _closers.clear()
+        root = logging.getLogger()
 
-    # 2. Same file as before with other options: one writer per file, so the old one must
-    # close first. The old handlers stay attached meanwhile and, once closing, write each
-    # record synchronously: a record logged during the swap still reaches the file, in order.
-    old = list(_installed)
-    if path is not None:
-        for same in _reopened(path, file_options, old):
-            await same.aclose()
+        # 3. Same file as before with other options: one writer per file, so the old one must
+        # close first, here (its queue is written out on this thread). The old handlers stay
+        # attached meanwhile and, once closing, write each record synchronously: a record
+        # logged during the swap still reaches the file, in order.
+        if path is not None:
+            # The writer records atTime too (configure() has none): compare like with like.
+            wanted = {**file_options, "at_time": None}
+            for same in _reopened(path, wanted, root.handlers[:]):
+                same.close()
 
-    # 3. Build (a file that cannot be opened raises here, with the old handlers still in place).
-    if handlers is not None:
-        new = given
-    elif path is None:
-        new = [AsyncStreamHandler(sys.stderr, max_queue=max_queue, overflow=overflow)]
-    else:
-        new = [AsyncFileHandler(path, max_queue=max_queue, overflow=overflow,
-                                **file_options)]  # type: ignore[arg-type]
-    for handler in new:
-        if handlers is None or handler.formatter is None:
-            handler.setFormatter(formatter)
-    if journal_socket is not None:
-        new.append(AsyncJournalHandler(socket_path=journal_socket, max_queue=max_queue,
-                                       overflow=overflow))
-    if syslog_options is not None:
-        new.append(syslog_handler(syslog_options, max_queue=max_queue, overflow=overflow,
-                                  formatter=explicit_formatter))
+        # 4. Build (a file that cannot be opened raises here, with the old handlers in place).
+        if handlers is not None:
+            new = given
+        elif path is None:
+            new = [AsyncStreamHandler(sys.stderr, max_queue=max_queue, overflow=overflow)]
+        else:
+            new = [AsyncFileHandler(path, max_queue=max_queue, overflow=overflow,
+                                    **file_options)]  # type: ignore[arg-type]
+        for handler in new:
+            if handlers is None or handler.formatter is None:
+                handler.setFormatter(formatter)
+        if journal_socket is not None:
+            new.append(AsyncJournalHandler(socket_path=journal_socket, max_queue=max_queue,
+                                           overflow=overflow))
+        if syslog_options is not None:
+            new.append(syslog_handler(syslog_options, max_queue=max_queue, overflow=overflow,
+                                      formatter=formatter if syslog_formatter_given else None))
 
-    # 4. Swap in one step: every record goes to the old handlers or the new, never to none
-    # and never to both (logging reads root.handlers without a lock; assigning the list is
-    # one step for a reader).
-    root = logging.getLogger()
-    with logging._lock:  # type: ignore[attr-defined]  # what addHandler() takes
-        kept = [h for h in root.handlers if h not in old and h not in new]
-        root.handlers = kept + new
-        root.setLevel(level.upper() if isinstance(level, str) else level)
-        for name in captured:
-            captured_logger = logging.getLogger(name)
-            captured_logger.handlers = []
-            captured_logger.propagate = True
-    _installed[:] = new
-    _record.apply(records)
+        # 5. Swap in one step: every record goes to the old handlers or the new, never to none
+        # and never to both (logging reads root.handlers without a lock; assigning the list is
+        # one step for a reader). The old ones are what the root logger holds now, whoever
+        # put them there (another thread's configure() included).
+        with logging._lock:  # type: ignore[attr-defined]  # what addHandler() takes
+            old = [h for h in root.handlers if h not in new]
+            root.handlers = list(new)
+            root.setLevel(level.upper() if isinstance(level, str) else level)
+            for name in captured:
+                captured_logger = logging.getLogger(name)
+                captured_logger.handlers = []
+                captured_logger.propagate = True
+        _installed[:] = new
+        _record.apply(records)
 
-    # 5. The old handlers write out what they hold, then close.
-    for handler in old:
-        if handler not in new:
-            await _close(handler)
-    return new
+        # 6. The old handlers write out what they hold, then close, on a thread of their own:
+        # the caller never waits for it, and forgetting ``await`` still closes them.
+        # A handler that another logger still uses (a dictConfig handler on "gunicorn.error"
+        # as well as on the root) only leaves the root logger: closing it would turn its
+        # other logger's writes synchronous.
+        old = [h for h in old if not _used_elsewhere(h)]
+        closer: threading.Thread | None = None
+        if old:
+            closer = threading.Thread(target=_close_all, args=(old,), name="aiolog-configure")
+            closer.start()
+            _closers.append(closer)
+        return Configuring(new, closer)
+
+
+class Configuring(Coroutine[Any, Any, "list[logging.Handler]"]):
+    """What ``configure()`` returns: awaiting it waits for the replaced handlers to close.
+
+    A coroutine (``asyncio.run(aiolog.configure(...))`` works too) whose work was already done
+    when ``configure()`` returned; the coroutine behind it is made only when it is run, so
+    one never run raises no "never awaited" warning.
+    """
+
+    def __init__(self, handlers: list[logging.Handler], closer: threading.Thread | None) -> None:
+        self.handlers = handlers
+        self._closer = closer
+        self._coro: Coroutine[Any, Any, list[logging.Handler]] | None = None
+
+    def _run(self) -> Coroutine[Any, Any, list[logging.Handler]]:
+        if self._coro is None:
+            self._coro = self._wait()
+        return self._coro
+
+    def send(self, value: Any) -> Any:
+        return self._run().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:  # the one-argument form: the others are deprecated
+            return self._run().throw(typ)
+        return self._run().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, list[logging.Handler]]:
+        return self._run().__await__()
+
+    async def _wait(self) -> list[logging.Handler]:
+        closer = self._closer
+        while closer is not None and closer.is_alive():
+            await asyncio.sleep(0.005)  # a thread writing out what it held; never the loop
+        return self.handlers
+
+
+def _used_elsewhere(handler: logging.Handler) -> bool:
+    loggers = list(logging.Logger.manager.loggerDict.values())  # a copy: threads add loggers
+    return any(isinstance(logger, logging.Logger) and handler in logger.handlers
+               for logger in loggers)
+
+
+def _close_all(handlers: list[logging.Handler]) -> None:
+    for handler in handlers:
+        try:
+            handler.close()
+        except Exception as exc:
+            _report(f"aiolog: closing a replaced handler {handler!r} failed", exc)
 
 
 def _reopened(path: str, options: dict[str, object],
@@ -179,10 +275,11 @@ def _reopened(path: str, options: dict[str, object],
         return []  # nothing of ours on it, or the same options: the new handler shares it
     others = same[0]._writer.users - len(same)
     if others > 0:
-        # Someone else's handler (dictConfig, addHandler) holds the file with the old options:
-        # refuse now, before anything changed, rather than close a writer that is not ours.
+        # Someone else's handler (on a logger other than the root) holds the file with the
+        # old options: refuse now, before anything changed, rather than close a writer that
+        # is not ours to close.
         raise ValueError(f"{path!r} is already open in this process with other rotation "
-                         f"options by {others} handler(s) configure() did not install; "
+                         f"options by {others} handler(s) on loggers other than the root; "
                          "close them first or give the same options")
     return same
 
@@ -235,7 +332,13 @@ def install_signal_handlers(signals: Iterable[int] = (signal.SIGTERM,)) -> None:
     Call it from inside the running loop, after the server installed its own handlers
     (in an ASGI lifespan startup, for instance).
     """
-    loop = asyncio.get_running_loop()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "aiolog.install_signal_handlers() needs the running event loop: call it from "
+            "async code (after 'await aiolog.configure(...)', or in an ASGI lifespan "
+            "startup), not at import time or before asyncio.run()") from None
     for signum in signals:
         previous = _previous_handler(loop, signum)
         loop.add_signal_handler(signum, _on_signal, previous)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
+import string
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -35,6 +38,10 @@ class FastFormatter(logging.Formatter):
     def _prepare(self) -> None:
         """Work out once what ``format()`` would otherwise ask every record."""
         style = self._style
+        defaults = getattr(style, "_defaults", None) or {}
+        check_fields(style, defaults)
+        # Fields declared with defaults=: a value bound in the context wins over the default.
+        self._declared = frozenset(defaults)
         self._uses_time = style.usesTime()
         self._render = (_compile_percent(style._fmt) if type(style) is logging.PercentStyle
                         and not getattr(style, "_defaults", None) else None)
@@ -77,15 +84,25 @@ class FastFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         """As the stdlib does, but a field the record lacks comes from the bound context.
 
-        A field bound nowhere shows as ``UNBOUND`` rather than failing the record.
+        A field declared with ``defaults=`` shows its default when nothing is bound; one
+        declared nowhere and bound nowhere shows as ``UNBOUND``, and is reported once.
         """
+        style = self._style
+        if self._declared:
+            bound = _context.current()
+            if bound and not self._declared.isdisjoint(bound):
+                defaults = style._defaults  # type: ignore[attr-defined]
+                return self._substitute(_Fields({**defaults, **bound, **record.__dict__}))
         try:
             return super().formatMessage(record)
         except (KeyError, ValueError) as error:
             if not isinstance(error, KeyError) and not isinstance(error.__context__, KeyError):
                 raise
+        return self._substitute(
+            _Fields({**(getattr(style, "_defaults", None) or {}), **record.__dict__}))
+
+    def _substitute(self, values: _Fields) -> str:
         style = self._style
-        values = _Fields({**(getattr(style, "_defaults", None) or {}), **record.__dict__})
         if isinstance(style, logging.StringTemplateStyle):
             return style._tpl.substitute(values)
         if isinstance(style, logging.StrFormatStyle):
@@ -118,7 +135,67 @@ class _Fields(dict[str, Any]):
     """A record's fields; one it lacks is looked up in the bound context, else ``UNBOUND``."""
 
     def __missing__(self, key: str) -> Any:
-        return _context.current().get(key, UNBOUND)
+        value = _context.current().get(key, _MISSING)
+        if value is _MISSING:
+            if key not in ("trace_id", "span_id"):  # absent outside a span: not a mistake
+                _report_unbound(key)
+            return UNBOUND
+        return value
+
+
+# Fields already reported as bound nowhere: once per name and process, not once per record.
+_reported: Final[set[str]] = set()
+_MISSING: Final = object()
+
+
+def _report_unbound(name: str) -> None:
+    if name in _reported:
+        return
+    _reported.add(name)
+    stream = sys.stderr
+    if stream is not None and logging.raiseExceptions:
+        try:
+            stream.write(
+                f"--- aiolog: format field {name!r} is in no record, no bound context and no "
+                f"defaults=; written as {UNBOUND!r}. If it is a context field, declare it: "
+                f"Formatter(fmt, defaults={{{name!r}: {UNBOUND!r}}}) or "
+                f"configure(defaults={{{name!r}: {UNBOUND!r}}}); else fix the format ---\n")
+        except Exception:
+            pass
+
+
+def format_fields(style: object) -> list[str]:
+    """The field names a ``logging`` style's format names, in order."""
+    fmt: str = getattr(style, "_fmt", "")
+    if isinstance(style, logging.StrFormatStyle):
+        names = []
+        for _, field, _, _ in string.Formatter().parse(fmt):
+            if field:
+                names.append(re.split(r"[.\[]", field, maxsplit=1)[0])
+        return names
+    if isinstance(style, logging.StringTemplateStyle):
+        return [m["named"] or m["braced"] for m in string.Template.pattern.finditer(fmt)
+                if m["named"] or m["braced"]]
+    return re.findall(r"%\((\w+)\)", fmt)
+
+
+def check_fields(style: object, defaults: object = ()) -> None:
+    """Refuse a format field that is a near miss of a ``LogRecord`` attribute: a typo.
+
+    Any other unknown field may be a context field (bound with ``aiolog.bind()``, or put on
+    the record by a filter or ``extra=``), so it is accepted here; declare it with
+    ``defaults=`` to give it a value when nothing provides it.
+    """
+    known = _context.RECORD_ATTRIBUTES
+    for name in format_fields(style):
+        if name in known or name in defaults:  # type: ignore[operator]
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close:
+            raise ValueError(
+                f"format field {name!r} is not a LogRecord attribute: did you mean "
+                f"{close[0]!r}? (a field of your own of that name: declare it with "
+                f"defaults={{{name!r}: ...}})")
 
 
 # A "%%" or one "%(name)spec" field, as logging.PercentStyle accepts them.

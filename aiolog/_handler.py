@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ from . import _options
 from ._context import add_trace_ids
 from ._format import FastFormatter, fast_equivalent
 from ._json import JsonFormatter
+from ._options import When
 from ._queue import Overflow
 from ._registry import file_writer, release_writer, stream_writer
 from ._writer import Writer
@@ -154,52 +156,138 @@ class AsyncHandler(logging.Handler):
 class AsyncFileHandler(AsyncHandler):
     """Log to a file, rotated by size and/or time, safely shared by many processes.
 
-    Args:
-        filename: the log file; missing parent directories are created.
-        max_bytes: rotate before the file would grow past this size; 0 turns size rollover off.
-        when, interval, utc: time rollover, as ``TimedRotatingFileHandler`` takes them.
-        backup_count: how many rotated files to keep; 0 keeps all.
-        compress: gzip rotated files in a thread, off the event loop.
-        lock_timeout: seconds after which a rotation lock is stale whoever holds it.
-        max_queue: records waiting at most; then ``overflow`` applies.
-        overflow: ``"block"`` writes synchronously and loses nothing; ``"drop"`` counts and
-            later logs how many were dropped.
-        encoding, errors: how text becomes bytes; unencodable text is escaped, not lost.
+    A drop-in for ``FileHandler``, ``RotatingFileHandler`` and ``TimedRotatingFileHandler``:
+    their option names are accepted too (``maxBytes``, ``backupCount``, ``atTime``, ``delay``,
+    ``mode``, ``encoding=None``, ``errors``); README.md "Migrating from logging.handlers" lists
+    every difference. Records are queued in microseconds; a thread of this handler's own writes
+    them, so the event loop never waits for the disk.
     """
 
-    def __init__(self, filename: str | os.PathLike[str], *, max_bytes: int = 0,
-                 when: str | None = None, interval: int = 1, utc: bool = False,
-                 backup_count: int = 0, compress: bool = False, lock_timeout: float = 10.0,
+    def __init__(self, filename: str | os.PathLike[str], *, mode: str = "a",
+                 max_bytes: int | None = None, maxBytes: int | None = None,
+                 when: When | None = None, interval: int = 1, utc: bool = False,
+                 atTime: datetime.time | None = None,
+                 backup_count: int | None = None, backupCount: int | None = None,
+                 compress: bool = False, lock_timeout: float = 10.0,
                  max_queue: int = DEFAULT_MAX_QUEUE, overflow: Overflow = "block",
-                 encoding: str = "utf-8", errors: str = "backslashreplace",
+                 encoding: str | None = None, errors: str | None = None, delay: bool = False,
                  level: int | str = logging.NOTSET) -> None:
+        """Check every option, create missing directories and open the file.
+
+        Args:
+            filename: the log file; missing parent directories are created.
+            mode: ``"a"`` only: the file is shared, so it is never truncated (``"w"`` raises).
+            max_bytes, maxBytes: rotate before a record would make the file reach this size,
+                as ``RotatingFileHandler`` does; 0 (the default) turns size rollover off.
+            when, interval, utc, atTime: time rollover, with ``TimedRotatingFileHandler``'s
+                values; boundaries follow the clock (``"H"`` rotates on the hour), so every
+                process sharing the file agrees on them. ``None`` (the default): no time
+                rollover.
+            backup_count, backupCount: how many rotated files to keep; 0 (the default) keeps all.
+            compress: gzip rotated files in a thread, off the event loop.
+            lock_timeout: seconds after which a rotation lock is stale whoever holds it.
+            max_queue: records waiting at most; then ``overflow`` applies.
+            overflow: ``"block"`` (the default) makes a caller that finds the queue full wait
+                until the writer thread takes the next chunk, losing nothing (never while the
+                sink is stalled: then the queue grows past ``max_queue``); ``"drop"`` drops,
+                counts, and later logs how many were dropped.
+            encoding: ``None`` means UTF-8 (not the locale's: processes sharing the file must
+                agree).
+            errors: ``None`` means ``"backslashreplace"``: unencodable text is escaped, not lost.
+            delay: as ``FileHandler``: create the file at the first write, not here.
+            level: the handler's level.
+
+        Either spelling of an option works; both at once raise ``TypeError``.
+        """
         # Everything is checked, the directory made and the writer opened before
         # Handler.__init__ registers this handler with logging: a constructor that raises
         # leaves nothing behind for logging.shutdown() to trip over at exit.
+        _options.check_mode(mode)
+        max_bytes = _options.one_of("max_bytes", max_bytes, "maxBytes", maxBytes, 0)
+        backup_count = _options.one_of("backup_count", backup_count, "backupCount",
+                                       backupCount, 0)
+        encoding = "utf-8" if encoding is None else encoding
+        errors = "backslashreplace" if errors is None else errors
         _options.check_queue(max_queue, overflow)
         _options.check_file(max_bytes=max_bytes, when=when, interval=interval, utc=utc,
                             backup_count=backup_count, compress=compress,
-                            lock_timeout=lock_timeout, encoding=encoding, errors=errors)
+                            lock_timeout=lock_timeout, encoding=encoding, errors=errors,
+                            at_time=atTime, delay=delay)
         _options.check_level(level)
         path = _options.check_path(filename)
         _make_directory(os.path.dirname(path))
         writer = file_writer(
             path, max_queue=max_queue, overflow=overflow, max_bytes=max_bytes, when=when,
             interval=interval, utc=utc, backup_count=backup_count, compress=compress,
-            lock_timeout=lock_timeout, encoding=encoding, errors=errors)
+            lock_timeout=lock_timeout, encoding=encoding, errors=errors, at_time=atTime,
+            delay=delay)
         try:
             super().__init__(level)
         except BaseException:
             release_writer(writer)
             raise
         self.baseFilename = path
+        self.mode = mode
+        self.encoding = encoding
+        self.errors = errors
+        self.delay = delay
+        self.maxBytes = max_bytes
+        self.backupCount = backup_count
+        self.when, self.interval, self.utc, self.atTime = when, interval, utc, atTime
         self._writer = writer
+
+    # The stdlib's rotation hooks. aiolog renames under a lock shared by every process, with
+    # link+unlink so that a crash at any step loses nothing; a callable from the user cannot
+    # keep those promises. Refuse it where it is set, never ignore it.
+    @property
+    def namer(self) -> None:
+        """Always None: backups are named ``app.log.1`` or ``app.log.<date>``."""
+        return None
+
+    @namer.setter
+    def namer(self, value: object) -> None:
+        if value is not None:
+            raise _refused_hook("namer")
+
+    @property
+    def rotator(self) -> None:
+        """Always None: aiolog renames under its lock, and compresses with ``compress=True``."""
+        return None
+
+    @rotator.setter
+    def rotator(self, value: object) -> None:
+        if value is not None:
+            raise _refused_hook("rotator")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook in _STDLIB_HOOKS:
+            if hook in cls.__dict__:
+                raise _refused_hook(hook)
+
+    def doRollover(self) -> None:
+        """Not provided: raises ``NotImplementedError`` saying what to do instead."""
+        raise NotImplementedError(
+            "AsyncFileHandler rotates on its writer thread, under a lock every process "
+            "shares, when max_bytes or when says so; it cannot rotate on request. Use a "
+            "smaller max_bytes or a when=, or external logrotate (with 'create')")
 
     def _release(self) -> None:
         release_writer(self._writer)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.baseFilename} ({logging.getLevelName(self.level)})>"
+
+
+_STDLIB_HOOKS: Final = ("namer", "rotator", "rotation_filename", "rotate", "shouldRollover",
+                        "doRollover")
+
+
+def _refused_hook(name: str) -> TypeError:
+    return TypeError(
+        f"AsyncFileHandler does not call {name}: its rotation renames files under a lock "
+        "shared by every process, so that a crash at any step loses no record. For gzip use "
+        "compress=True; backups are named app.log.1 (size) or app.log.<date> (time)")
 
 
 def _make_directory(directory: str) -> None:
@@ -212,15 +300,17 @@ def _make_directory(directory: str) -> None:
 
 
 class AsyncStreamHandler(AsyncHandler):
-    """Log to a text stream (``sys.stderr`` by default) whose writes happen off the loop.
-
-    Args:
-        stream: any object with ``write()`` (and optionally ``flush()``).
-        max_queue, overflow: as for ``AsyncFileHandler``.
-    """
+    """Log to a text stream (``sys.stderr`` by default) whose writes happen off the loop."""
 
     def __init__(self, stream: TextIO | None = None, *, max_queue: int = DEFAULT_MAX_QUEUE,
                  overflow: Overflow = "block", level: int | str = logging.NOTSET) -> None:
+        """Check the options and start the writer thread for ``stream``.
+
+        Args:
+            stream: any object with ``write()`` (and optionally ``flush()``); ``None`` means
+                ``sys.stderr``.
+            max_queue, overflow, level: as for ``AsyncFileHandler``.
+        """
         _options.check_queue(max_queue, overflow)
         _options.check_level(level)
         stream = sys.stderr if stream is None else stream

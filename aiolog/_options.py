@@ -10,9 +10,38 @@ from __future__ import annotations
 import codecs
 import logging
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 from .sinks._rotation import TimePolicy
+
+
+# What TimedRotatingFileHandler accepts for ``when`` (it ignores case): a typo fails mypy.
+When = Literal["S", "M", "H", "D", "midnight", "W0", "W1", "W2", "W3", "W4", "W5", "W6",
+               "s", "m", "h", "d", "MIDNIGHT", "w0", "w1", "w2", "w3", "w4", "w5", "w6"]
+
+T = TypeVar("T")
+
+
+def one_of(ours: str, our_value: T | None, stdlib: str, stdlib_value: T | None,
+           default: T) -> T:
+    """The value of an option given in aiolog's spelling or the stdlib's, never both."""
+    if our_value is not None and stdlib_value is not None:
+        raise TypeError(f"give {ours}= or {stdlib}= (the stdlib's spelling), not both")
+    if our_value is not None:
+        return our_value
+    return default if stdlib_value is None else stdlib_value
+
+
+def check_mode(mode: object) -> None:
+    """Only appending: the file is shared with other processes and rotated under their feet."""
+    if mode == "w":
+        raise ValueError(
+            "mode='w' is refused: aiolog always appends, because another process may be "
+            "writing the same file and truncating it would delete its records. To start "
+            "each run with an empty file, delete or rotate the old one before configuring")
+    if mode != "a":
+        raise ValueError(f"mode must be 'a' (append), not {mode!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -50,7 +79,8 @@ def check_path(filename: object) -> str:
 
 def check_file(*, max_bytes: object, when: object, interval: object, utc: object,
                backup_count: object, compress: object, lock_timeout: object,
-               encoding: object = "utf-8", errors: object = "backslashreplace") -> None:
+               encoding: object = "utf-8", errors: object = "backslashreplace",
+               at_time: object = None, delay: object = False) -> None:
     """Every rotation and encoding option of ``AsyncFileHandler``, values and types."""
     if not _is_int(max_bytes) or max_bytes < 0:  # type: ignore[operator]
         raise ValueError(f"max_bytes must be an integer >= 0, not {max_bytes!r}")
@@ -59,10 +89,12 @@ def check_file(*, max_bytes: object, when: object, interval: object, utc: object
     if when is not None:
         if not isinstance(when, str):
             raise TypeError(f"when must be a str or None, not {when!r}")
-        TimePolicy.parse(when, interval, False)  # type: ignore[arg-type]
+        TimePolicy.parse(when, interval, False, at_time)  # type: ignore[arg-type]
+    elif at_time is not None:
+        raise ValueError("atTime needs when='midnight' or 'W0'..'W6': add one, or remove atTime")
     if not _is_int(interval) or interval < 1:  # type: ignore[operator]
         raise ValueError(f"interval must be a positive integer, not {interval!r}")
-    for name, value in (("utc", utc), ("compress", compress)):
+    for name, value in (("utc", utc), ("compress", compress), ("delay", delay)):
         if not isinstance(value, bool):  # "yes" and "no" are both true: refuse, don't guess
             raise TypeError(f"{name} must be True or False, not {value!r}")
     if (isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float))
@@ -74,7 +106,8 @@ def check_file(*, max_bytes: object, when: object, interval: object, utc: object
     codecs.lookup_error(errors)
 
 
-def check_formatter(format: object, datefmt: object, style: object) -> logging.Formatter:
+def check_formatter(format: object, datefmt: object, style: object,
+                    defaults: object = None) -> logging.Formatter:
     """The formatter ``configure()`` gives its handlers; ``logging`` validates the fields."""
     if not isinstance(format, str):
         raise TypeError(f"format must be a str, not {format!r}")
@@ -82,5 +115,7 @@ def check_formatter(format: object, datefmt: object, style: object) -> logging.F
         raise TypeError(f"datefmt must be a str or None, not {datefmt!r}")
     if style not in ("%", "{", "$"):
         raise ValueError(f"style must be one of '%', '{{', '$', not {style!r}")
+    if defaults is not None and not isinstance(defaults, Mapping):
+        raise TypeError(f"defaults must be a dict of field names to values, not {defaults!r}")
     fmt: Any = style  # a Literal for typeshed, checked just above
-    return logging.Formatter(format, datefmt, fmt)
+    return logging.Formatter(format, datefmt, fmt, defaults=defaults)

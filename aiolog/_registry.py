@@ -23,6 +23,7 @@ _files_lock = threading.Lock()
 def file_writer(path: str, *, max_queue: int, overflow: Overflow, **options: object) -> Writer:
     """The writer for ``path``, shared by every handler naming the same file."""
     key = os.path.realpath(path)
+    delay = options.pop("delay", False)  # how a writer starts, not how handlers share it
     with _files_lock:
         writer = _files.get(key)
         if writer is not None and not writer.closed:
@@ -30,7 +31,7 @@ def file_writer(path: str, *, max_queue: int, overflow: Overflow, **options: obj
                 raise ValueError(f"{path!r} is already open in this process with other "
                                  "rotation options; give both handlers the same ones")
         else:
-            writer = Writer(FileSink(path, **options),  # type: ignore[arg-type]
+            writer = Writer(FileSink(path, delay=delay, **options),  # type: ignore[arg-type]
                             max_queue=max_queue, overflow=overflow)
             writer.options = options
             _files[key] = writer

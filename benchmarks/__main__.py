@@ -188,16 +188,26 @@ def merge_runs(scenario: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return runs[0]
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter,
+                     argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=_HelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes: checks that every scenario runs, measures nothing")
+                        help="every scenario at smaller sizes, one round (a few minutes): "
+                             "rough figures, not the README's")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes (the tests use it): checks that every scenario runs, "
+                             "measures nothing")
     parser.add_argument("--only", nargs="+", metavar="CONTENDER",
                         help="run these contenders only (names as in the table)")
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS),
+                        help="run these scenarios only")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"where results go (default: {LATEST.relative_to(ROOT)}, "
+                        help=f"where results go (None: {LATEST.relative_to(ROOT)}, "
                              f"or {COMMITTED.relative_to(ROOT)} with --update-results)")
     parser.add_argument("--update-results", action="store_true",
                         help=f"write {COMMITTED.relative_to(ROOT)} and the README's benchmark "
@@ -205,16 +215,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--update-readme", action="store_true",
                         help="run nothing: redraw the README's benchmark blocks and the chart "
                              f"from {COMMITTED.relative_to(ROOT)}/results.json")
-    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--records", type=int, default=50_000,
+                        help="records of scenario 1, and log calls timed in scenario 2")
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of the throughput, stall, shared, timed and json "
                              "scenarios; medians kept")
-    parser.add_argument("--max-bytes", type=int, default=1_000_000)
-    parser.add_argument("--stall-seconds", type=float, default=3.0)
-    parser.add_argument("--stall-rate", type=int, default=5_000, help="records per second")
-    parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--shared-records", type=int, default=50_000, help="per process")
-    parser.add_argument("--shared-max-bytes", type=int, default=1_000_000)
+    parser.add_argument("--max-bytes", type=int, default=1_000_000,
+                        help="rotation size of scenario 1")
+    parser.add_argument("--stall-seconds", type=float, default=3.0,
+                        help="how long scenario 3 logs into the stalling sink")
+    parser.add_argument("--stall-rate", type=int, default=5_000,
+                        help="records per second in scenario 3")
+    parser.add_argument("--processes", type=int, default=4,
+                        help="processes sharing one file in scenarios 4 and 5")
+    parser.add_argument("--shared-records", type=int, default=50_000,
+                        help="records per process in scenario 4")
+    parser.add_argument("--shared-max-bytes", type=int, default=1_000_000,
+                        help="rotation size of scenario 4")
     parser.add_argument("--timed-seconds", type=float, default=5.0,
                         help="how long each process logs into the file rotated every second")
     parser.add_argument("--timed-rate", type=int, default=1_000,
@@ -228,11 +245,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--breakdown-calls", type=int, default=50_000,
                         help="calls per contender and round of the per-call breakdown")
     args = parser.parse_args(argv)
-    if args.quick and args.update_results:
-        parser.error("--quick measures nothing: it must not replace the committed results")
+    if (args.quick or args.smoke) and args.update_results:
+        parser.error("--quick and --smoke use other sizes: they must not replace the "
+                     "committed results")
     if args.out is None:
         args.out = COMMITTED if args.update_results else LATEST
     if args.quick:
+        args.records, args.repeats, args.max_bytes = 10_000, 1, 200_000
+        args.stall_seconds = 2.0
+        args.shared_records, args.shared_max_bytes = 10_000, 200_000
+        args.timed_seconds = 3.0
+        args.json_records = 20_000
+    if args.smoke:
         args.records, args.repeats, args.max_bytes = 300, 1, 4_000
         args.stall_seconds, args.stall_rate = 0.3, 500
         args.shared_records, args.shared_max_bytes = 300, 4_000

@@ -157,7 +157,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 def colour(name: str) -> str:
     """A bar's colour: green for aiolog's own contenders only (not aiologger or aiologging)."""
-    return "tab:green" if name in OURS else "silver" if name == "no logging" else "tab:gray"
+    return "tab:green" if ours(name) else "silver" if name == "no logging" else "tab:gray"
+
+
+def ours(name: str) -> bool:
+    """aiolog's own contenders, in every scenario ("aiolog JSON (orjson)" too)."""
+    return name in OURS or name.startswith("aiolog JSON")
 
 
 def _speed_panels() -> dict[str, tuple[str, str, Any]]:
@@ -171,44 +176,71 @@ def _speed_panels() -> dict[str, tuple[str, str, Any]]:
                   lambda r: r.get("lag_max_ms")),
         "shared": ("4. Processes, one file rotated by size: records/s", "higher is better",
                    lambda r: r.get("records_per_s")),
+        "json": ("6. JSON lines, one process: records/s", "higher is better",
+                 lambda r: r.get("records_per_s")),
     }
 
 
 CORRECTNESS = {"shared": "4. Processes, one file rotated by size: records lost / misplaced",
                "timed": "5. Processes, one file rotated every second: records lost / misplaced"}
-# Reading order, two panels a row: the headline (what was lost) first, each beside the speed
-# of the same scenario where there is one.
-PANELS = [("correctness", "shared"), ("speed", "shared"), ("correctness", "timed"),
-          ("speed", "throughput"), ("speed", "per_call"), ("speed", "stall")]
+# Scenario order; a scenario not listed (a new one) follows, in the order of the results.
+ORDER = ("throughput", "per_call", "stall", "shared", "timed", "json")
+# Figures that need a word of explanation, said on the chart itself (see the README's notes).
+CORRUPT = {"picologging": "corrupt asctime here: every line is torn"}
+
+
+def panels(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, scenario) in scenario order: correctness (what was lost) first, then speed."""
+    order = [s for s in ORDER if s in results] + [s for s in results if s not in ORDER]
+    return [(kind, s) for s in order for kind, table in (("correctness", CORRECTNESS),
+                                                          ("speed", _speed_panels()))
+            if s in table]
+
+
+def _note(scenario: str, name: str, data: dict[str, Any]) -> str:
+    """What a speed bar must say to be read right: a peer that did less work than the others."""
+    r = data[name]
+    if scenario == "stall":
+        most = max((other.get("sent") or 0) for other in data.values())
+        sent = r.get("sent") or 0
+        if 0 < sent < 0.75 * most:  # aiologger: its awaited calls wait, so it logs less
+            return f" (logged {sent:,} of {most:,}: its calls wait)"
+    if scenario == "throughput" and r.get("rotation_on") is None and r.get("rotation_off"):
+        return " (rotation off: it has no size rotation)"
+    return ""
 
 
 def chart(results: dict[str, dict[str, Any]], path: Path, run: str = "") -> None:
-    """Correctness (the headline) beside speed, every contender; aiolog's own in green."""
+    """Every scenario in order, correctness beside speed, every contender; aiolog's in green."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(kind, s) for kind, s in PANELS if s in results]
-    if not panels:
+    shown = panels(results)
+    if not shown:
         return
-    rows = (len(panels) + 1) // 2
+    rows = (len(shown) + 1) // 2
     figure, axes = plt.subplots(rows, 2, figsize=(13, 3.6 * rows), squeeze=False)
     flat = list(axes.flat)
-    for ax, (kind, scenario) in zip(flat, panels):
+    for ax, (kind, scenario) in zip(flat, shown):
         if kind == "correctness":
             _correctness_panel(ax, results[scenario], CORRECTNESS[scenario])
             continue
         title, better, value = _speed_panels()[scenario]
-        items = [(name, value(r)) for name, r in results[scenario].items() if value(r) is not None]
+        data = results[scenario]
+        items = [(name, value(r)) for name, r in data.items()
+                 if "error" not in r and value(r) is not None]
         names = [n for n, _ in items]
         values = [v for _, v in items]
         bars = ax.barh(names, values, color=[colour(n) for n in names])
-        ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in values],
+        ax.bar_label(bars, labels=[(f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+                                   + _note(scenario, n, data) for n, v in items],
                      padding=3, fontsize=7)
-        ax.set_xlim(0, max(values, default=1) * 1.2 or 1)
+        longest = max((len(_note(scenario, n, data)) for n in names), default=0)
+        ax.set_xlim(0, max(values, default=1) * (1.2 + longest / 40) or 1)
         _decorate(ax, title, better)
-    for ax in flat[len(panels):]:
+    for ax in flat[len(shown):]:
         ax.set_visible(False)
     if run:
         figure.suptitle(f"aiolog benchmarks, run {run}", fontsize=11)
@@ -229,9 +261,11 @@ def _correctness_panel(ax: Any, data: dict[str, Any], title: str) -> None:
         faults = [f"{label} {r[key]:,}" for key, label in (
             ("lost", "lost"), ("duplicated", "duplicated"), ("torn", "torn"),
             ("misplaced", "misplaced")) if r.get(key)]
-        ax.text(min(100.0, lost[y] + late[y]) + 1, y,
-                ", ".join(faults) + f" of {r['records']:,}" if faults
-                else f"all {r['records']:,} in place",
+        text = (", ".join(faults) + f" of {r['records']:,}" if faults
+                else f"all {r['records']:,} in place")
+        if r.get("torn") and name in CORRUPT:
+            text += f"\n({CORRUPT[name]})"
+        ax.text(min(100.0, lost[y] + late[y]) + 1, y, text,
                 va="center", fontsize=7, color="tab:green" if not faults else "black")
     ax.set_xlim(0, 160)  # room for the labels right of a full bar
     ax.set_xticks([0, 25, 50, 75, 100])
@@ -246,7 +280,7 @@ def _decorate(ax: Any, title: str, better: str) -> None:
     ax.tick_params(labelsize=8)
     ax.xaxis.set_major_formatter(_thousands())
     for label in ax.get_yticklabels():
-        if label.get_text() in OURS:
+        if ours(label.get_text()):
             label.set_color("tab:green")
             label.set_fontweight("bold")
     for side in ("top", "right"):

@@ -34,10 +34,10 @@ def _git_status() -> str | None:
 
 @pytest.mark.slow
 def test_every_scenario_runs_for_every_installed_contender(tmp_path: Path) -> None:
-    """`python -m benchmarks --quick` fills every scenario for each contender it can run, aiolog
+    """`python -m benchmarks --smoke` fills every scenario for each contender it can run, aiolog
     loses, doubles, tears and misplaces nothing in any of them, and the checkout is left as it was."""
     before = _git_status()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -68,11 +68,15 @@ def test_every_scenario_runs_for_every_installed_contender(tmp_path: Path) -> No
 
 def test_a_plain_run_writes_where_git_ignores_and_only_updating_writes_the_committed_results() -> None:
     """By default results go to a directory git ignores; only --update-results targets the
-    committed ones, and never with --quick sizes."""
+    committed ones, and never with --quick or --smoke sizes; --help shows every default."""
     assert parse_args([]).out == LATEST
     assert parse_args(["--update-results"]).out == COMMITTED
-    with pytest.raises(SystemExit):
-        parse_args(["--quick", "--update-results"])
+    for small in ("--quick", "--smoke"):
+        with pytest.raises(SystemExit):
+            parse_args([small, "--update-results"])
+    text = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "(default: 50000)" in text and "(default: 3)" in text
     if _git_status() is None:
         pytest.skip("not a git checkout")
     ignored = subprocess.run(["git", "check-ignore", "-q", str(LATEST / "results.json")],

@@ -294,9 +294,14 @@ class TestRotationLookAgain:
                     break
                 await asyncio.sleep(0.01)
             assert handler._writer.owner.stalled
-            # Meanwhile another process rotates (under its own lock, as far as we can tell):
-            os.rename(path, tmp_path / "app.log.1")
-            path.write_text("theirs\n")
+            # Meanwhile another process rotates (under its own lock, as far as we can tell).
+            # Its new file appears whole, in one step: our owner looks at the path while it
+            # waits, and a file it reopened while write_text() truncated and wrote it would
+            # lose our record's first bytes under "theirs" (seen 1 run in 14).
+            fresh = tmp_path / "fresh"
+            fresh.write_text("theirs\n")
+            os.link(path, tmp_path / "app.log.1")
+            os.rename(fresh, path)
             lock.unlink()
             await aiolog.shutdown()
         finally:

@@ -47,5 +47,5 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     match = re.search(r"Run the tests.*?\n\n```sh\n(?P<command>[^\n]+)\n```", text, re.S)
     assert match, "the README's 'Run the tests' command block is gone"
     ci = (readme.README.parent / ".ci" / "run").read_text().strip().splitlines()
-    assert ci[-1] == match["command"]
+    assert match["command"] in ci  # a line of its own; the build and other Pythons follow
     assert "python -m mypy" in match["command"]

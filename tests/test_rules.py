@@ -385,9 +385,12 @@ class TestTimePolicy:
         ("D", 3, utc(2023, 11, 13), utc(2023, 11, 16)),
         ("MIDNIGHT", 1, utc(2023, 11, 14), utc(2023, 11, 15)),
         ("MIDNIGHT", 3, utc(2023, 11, 13), utc(2023, 11, 16)),
-        ("W0", 1, utc(2023, 11, 13), utc(2023, 11, 20)),
-        ("W1", 1, utc(2023, 11, 14), utc(2023, 11, 21)),
-        ("W6", 4, utc(2023, 11, 12), utc(2023, 11, 19)),  # weekly ignores interval
+        # Weekly: at the midnight that ends the named day, as TimedRotatingFileHandler does
+        # (W0: Tuesday 00:00); every `interval` weeks (3.13 honours it), counted from the epoch.
+        ("W0", 1, utc(2023, 11, 14), utc(2023, 11, 21)),
+        ("W1", 1, utc(2023, 11, 8), utc(2023, 11, 15)),
+        ("W6", 1, utc(2023, 11, 13), utc(2023, 11, 20)),
+        ("W6", 4, utc(2023, 10, 30), utc(2023, 11, 27)),
     ])
     def test_utc_boundaries_are_multiples_of_the_interval(
             self, when: str, interval: int, start: float, following: float) -> None:
@@ -408,7 +411,8 @@ class TestTimePolicy:
     def test_local_midnight_and_weekly_boundaries_are_local_midnights(
             self, berlin: None, when: str, moment: tuple[int, ...]) -> None:
         """In local time, across daylight-saving changes too, an interval starts at the local
-        midnight (of its weekday) at or before t and the next boundary is the next such one."""
+        midnight (for W<n>: the one ending weekday n, as the stdlib rolls over) at or before t
+        and the next boundary is the next such one."""
         t = time.mktime((*moment, 0, 0, 0, -1)) + 0.25
         policy = _rotation.TimePolicy.parse(when, 1, False)
         start, following = policy.interval_start(t), policy.next_boundary(t)
@@ -417,7 +421,7 @@ class TestTimePolicy:
             local = time.localtime(edge)
             assert local[3:6] == (0, 0, 0), time.ctime(edge)
             if when != "MIDNIGHT":
-                assert local.tm_wday == int(when[1])
+                assert local.tm_wday == (int(when[1]) + 1) % 7
         assert start <= t < following
         assert following - start in (days * 86400 - 3600, days * 86400, days * 86400 + 3600)
 
@@ -432,7 +436,7 @@ class TestTimePolicy:
 
     @pytest.mark.parametrize("when,suffix", [
         ("S", "2023-11-14_22-13-23"), ("M", "2023-11-14_22-13"), ("H", "2023-11-14_22"),
-        ("D", "2023-11-14"), ("MIDNIGHT", "2023-11-14"), ("W0", "2023-11-13"),
+        ("D", "2023-11-14"), ("MIDNIGHT", "2023-11-14"), ("W0", "2023-11-14"), ("W6", "2023-11-13"),
     ])
     def test_suffixes_name_the_interval_start_as_the_stdlib_does(
             self, when: str, suffix: str) -> None:
@@ -450,9 +454,10 @@ class TestTimePolicy:
         with pytest.raises(ValueError):
             _rotation.TimePolicy.parse(when, interval, False)  # type: ignore[arg-type]
 
-    def test_weekly_ignores_interval_and_names_are_case_blind(self) -> None:
-        """'w3' with interval 9 is 'W3' with interval 1, as TimedRotatingFileHandler does."""
-        assert _rotation.TimePolicy.parse("w3", 9, True) == _rotation.TimePolicy("W3", 1, True)
+    def test_weekly_keeps_interval_and_names_are_case_blind(self) -> None:
+        """'w3' with interval 9 is 'W3' every 9 weeks, as Python 3.13's handler takes it."""
+        assert (_rotation.TimePolicy.parse("w3", 9, True)
+                == _rotation.TimePolicy("W3", 9, True, 86400))
         assert _rotation.TimePolicy.parse("h", 9, False) == _rotation.TimePolicy("H", 9, False)
 
 

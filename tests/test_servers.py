@@ -287,3 +287,18 @@ def test_without_shutdown_the_signal_handler_keeps_the_last_lines(tmp_path: Path
     finally:
         server.stop()
     check_logs(tmp_path, answered, min_workers=2)
+
+
+def test_gunicorn_conf_beside_the_configure_recipe_writes_each_record_once(
+        tmp_path: Path) -> None:
+    """The README's app.py with its gunicorn.conf.py in the same folder (gunicorn loads it
+    unasked): configure() replaces the dictConfig root handler, so no line is written twice."""
+    _write_recipes(tmp_path, "app.py", "gunicorn.conf.py")
+    server = Server(tmp_path, ["gunicorn", "app:app", "-k", "uvicorn_worker.UvicornWorker",
+                               "-w", "2", "-b", "127.0.0.1:{port}", *_gunicorn_extra()])
+    try:
+        server.wait_ready()
+        answered = load(server.port, 600)
+    finally:
+        server.stop()
+    check_logs(tmp_path, answered, min_workers=2)

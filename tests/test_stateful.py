@@ -76,7 +76,7 @@ FOREIGN_LOCK_TIMEOUT = 0.5  # shorter than test_crash_points.FREEZE: its lock ge
 FOREIGN_STEPS: list[tuple[str, int, str]] | None = None
 
 # "<producer> <seq> <padding length> <padding>": a torn or glued line cannot parse.
-LINE = re.compile(r"(M|[TC]\d+) (\d+) (\d+) (x*)")  # C: a child process (issue 17)
+LINE = re.compile(r"(M|R|[TC]\d+) (\d+) (\d+) (x*)")  # R: through the root logger; C: a child process
 PAD = st.integers(0, 300)
 
 
@@ -350,6 +350,40 @@ class WriterMachine(RuleBasedStateMachine):
                 pass  # the rotation lock, gone meanwhile
         return found
 
+    @precondition(lambda self: not self.shut)
+    @rule(threads=st.integers(1, 2), n=st.integers(0, 30), pad=PAD)
+    def configure_from_another_thread(self, threads: int, n: int, pad: int) -> None:
+        """``asyncio.run(aiolog.configure(this file))`` from one or two threads at once: the
+        root logger ends with exactly one aiolog handler, sharing this file's writer, and
+        producer C's records logged through it are on disk once, in order (final check)."""
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(threads)
+
+        def configure() -> None:
+            try:
+                barrier.wait(WAIT)
+                asyncio.run(aiolog.configure(  # type: ignore[arg-type]
+                    self.path, format="%(message)s", max_bytes=self.max_bytes))
+            except BaseException as exc:
+                errors.append(exc)
+
+        configurers = [threading.Thread(target=configure, name=f"configure-{i}")
+                       for i in range(threads)]
+        for thread in configurers:
+            thread.start()
+        for thread in configurers:
+            thread.join(WAIT)
+            assert not thread.is_alive(), "configure() hangs"
+        assert not errors, errors
+        root = logging.getLogger()
+        assert len([h for h in root.handlers if isinstance(h, aiolog.AsyncHandler)]) == 1, (
+            root.handlers)
+        EXERCISED["configures from other threads"] += threads
+        for _ in range(self.few(n)):
+            seq = self.sent.get("R", 0)
+            logging.getLogger("stateful-root").info("%s %d %d %s", "R", seq, pad, "x" * pad)
+            self.sent["R"] = seq + 1
+
     @precondition(lambda self: self.limited)
     @rule()
     def space_comes_back(self) -> None:
@@ -507,6 +541,10 @@ class WriterMachine(RuleBasedStateMachine):
                 # A record given up mid-line left a fragment on disk; the next record, written
                 # now that there is space, must finish that line before itself.
                 self.log("M", 1, 0)
+            root = logging.getLogger()
+            for configured in root.handlers[:]:  # configure_from_another_thread's, sharing ours
+                root.removeHandler(configured)
+                configured.close()
             self.logger.removeHandler(self.handler)
             self.handler.close()  # drains with a healthy disk
             self.final_check()
@@ -578,6 +616,7 @@ def test_random_interleavings_keep_every_record_exactly_once() -> None:
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-20000:]
     exercised = json.loads(proc.stdout.splitlines()[-1])
     assert exercised["runs with rotations"] and exercised["bursts that cut a file short"], exercised
+    assert exercised["configures from other threads"], exercised
     assert "OSError: [Errno 27] File too large" in proc.stderr  # EFBIG after the short write
     assert exercised["children that logged and returned"], exercised  # issue 17's moves
 

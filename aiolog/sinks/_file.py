@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
+import stat
 import time
 from typing import Final
 
@@ -28,7 +30,8 @@ class FileSink:
     def __init__(self, path: str, *, max_bytes: int = 0, when: str | None = None,
                  interval: int = 1, utc: bool = False, backup_count: int = 0,
                  compress: bool = False, lock_timeout: float = 10.0,
-                 encoding: str = "utf-8", errors: str = "backslashreplace") -> None:
+                 encoding: str = "utf-8", errors: str = "backslashreplace",
+                 at_time: datetime.time | None = None, delay: bool = False) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise ValueError(f"max_bytes must be an integer >= 0, not {max_bytes!r}")
         if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 0:
@@ -38,7 +41,8 @@ class FileSink:
         "x".encode(encoding, errors)  # unknown names raise LookupError now, not at first write
         self.path = os.path.abspath(os.fspath(path))
         self.max_bytes = max_bytes
-        self.time_policy = _rotation.TimePolicy.parse(when, interval, utc) if when else None
+        self.time_policy = (_rotation.TimePolicy.parse(when, interval, utc, at_time) if when
+                            else None)
         self.backup_count = backup_count
         self.compress = compress
         self.encoding = encoding
@@ -50,9 +54,15 @@ class FileSink:
         self._identity = (0, 0)
         self._next_boundary = float("inf")
         self._reported: set[tuple[str | None, int | None]] = set()
-        self.open()
-        # The next opener repairs what a rotator that died left, if nobody holds the lock now
-        # (a holder repairs before it rotates anyway).
+        self._regular = True
+        if not delay:  # delay=True, as FileHandler: the file is created by the first write
+            self.open()
+            # The next opener repairs what a rotator that died left, if nobody holds the lock
+            # now (a holder repairs before it rotates anyway). Never beside a device or pipe.
+            if self._regular:
+                self._repair_at_open()
+
+    def _repair_at_open(self) -> None:
         try:
             if self.lock.acquire():
                 try:
@@ -88,6 +98,9 @@ class FileSink:
         old, self._file = self._file, io.FileIO(fd, "ab", closefd=True)
         st = os.fstat(fd)
         self._identity = (st.st_dev, st.st_ino)
+        # A device or pipe (/dev/null, /dev/stdout) is never rotated, as the stdlib's handlers
+        # refuse (bpo-45401): renaming it, or a lock file beside it, would be a disaster.
+        self._regular = stat.S_ISREG(st.st_mode)
         if old is not None:
             self._torn = -1  # its flock goes with it
             old.close()
@@ -155,19 +168,22 @@ class FileSink:
     def _piece_end(self, chunk: Chunk) -> int | None:
         """Where the next ``write()`` of ``chunk`` ends in this file; None: rotate first.
 
-        Whole lines only: a piece stops at the last line that keeps the file within
-        ``max_bytes``. A line is never split between two files, and a file takes one line
-        larger than ``max_bytes`` alone, as ``RotatingFileHandler`` does.
+        Whole lines only: a piece stops at the last line that keeps the file below
+        ``max_bytes`` (``RotatingFileHandler`` rotates when a record would make the file reach
+        it). A line is never split between two files, and a file takes one line larger than
+        ``max_bytes`` alone, as ``RotatingFileHandler`` does.
         """
         total = len(chunk.data)
+        if not self._regular:
+            return total
         if self._time_due() and chunk.at_line_start():
             return None
         if not self.max_bytes:
             return total
         size = os.fstat(self._file.fileno()).st_size  # type: ignore[union-attr]
-        if size + total - chunk.offset <= self.max_bytes:
+        if size + total - chunk.offset < self.max_bytes:
             return total
-        end = chunk.last_end_within(chunk.offset + max(self.max_bytes - size, 0))
+        end = chunk.last_end_within(chunk.offset + max(self.max_bytes - 1 - size, 0))
         if end is not None:
             return end
         if size == 0 or not chunk.at_line_start():

@@ -6,6 +6,7 @@ event loops, and must only be called with the rotation lock held (compression ex
 
 from __future__ import annotations
 
+import datetime
 import errno
 import gzip
 import os
@@ -35,24 +36,42 @@ _EPOCH_MONDAY_OFFSET: Final = 3  # 1970-01-01 was a Thursday
 
 @dataclass(frozen=True)
 class TimePolicy:
-    """Interval boundaries computed from the wall clock alone, so every process agrees on them."""
+    """Interval boundaries computed from the wall clock alone, so every process agrees on them.
+
+    ``at`` is the time of day (seconds) of the daily and weekly boundaries: ``86400`` for
+    ``W0``..``W6`` without ``atTime``, because ``TimedRotatingFileHandler`` then rolls over at
+    the midnight that *ends* the named weekday (``W0``: Monday 24:00, Tuesday 00:00); with
+    ``atTime`` it rolls over on the named weekday at that time.
+    """
 
     when: str
     interval: int = 1
     utc: bool = False
+    at: int = 0
 
     @classmethod
-    def parse(cls, when: str, interval: int, utc: bool) -> TimePolicy:
-        """Validate ``when``/``interval`` as ``TimedRotatingFileHandler`` accepts them."""
+    def parse(cls, when: str, interval: int, utc: bool,
+              at_time: datetime.time | None = None) -> TimePolicy:
+        """Validate ``when``/``interval``/``atTime`` as ``TimedRotatingFileHandler`` takes them."""
         key = when.upper()
         if not (key in _SECONDS or key == "MIDNIGHT" or re.fullmatch(r"W[0-6]", key)):
             raise ValueError(f"Cannot parse rotation from when={when!r}: expected one of "
                              "'S', 'M', 'H', 'D', 'midnight', 'W0'..'W6'")
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ValueError(f"interval must be a positive integer, not {interval!r}")
-        if key.startswith("W"):
-            interval = 1  # as TimedRotatingFileHandler: weekly rotation ignores interval
-        return cls(key, interval, utc)
+        weekly = key.startswith("W")
+        if at_time is None:
+            at = 86400 if weekly else 0
+        elif key == "MIDNIGHT" or weekly:
+            if not isinstance(at_time, datetime.time):
+                raise TypeError(f"atTime must be a datetime.time (as TimedRotatingFileHandler "
+                                f"takes it), not {at_time!r}")
+            at = (at_time.hour * 60 + at_time.minute) * 60 + at_time.second
+        else:
+            # TimedRotatingFileHandler ignores atTime here; a setting with no effect is refused.
+            raise ValueError(f"atTime applies to when='midnight' and 'W0'..'W6' only, not "
+                             f"when={when!r}: remove it, or use when='midnight'")
+        return cls(key, interval, utc, at)
 
     def _offset(self, t: float) -> int:
         return 0 if self.utc else time.localtime(t).tm_gmtoff
@@ -64,13 +83,16 @@ class TimePolicy:
         if self.when in _SECONDS:
             period = _SECONDS[self.when] * self.interval
             return self._to_utc(local - local % period, offset)
-        day_start = local - local % 86400
+        # Days "start" at self.at: shift the clock back by it, count whole days, shift forward.
+        days = int((local - self.at) // 86400)
         if self.when == "MIDNIGHT":
-            days = int(day_start // 86400)
-            return self._to_utc(day_start - (days % self.interval) * 86400, offset)
-        weekday = (int(day_start // 86400) + _EPOCH_MONDAY_OFFSET) % 7
-        back = (weekday - int(self.when[1])) % 7
-        return self._to_utc(day_start - back * 86400, offset)
+            days -= days % self.interval
+        else:
+            days -= (days + _EPOCH_MONDAY_OFFSET - int(self.when[1])) % 7
+            # Weeks counted from the first such weekday after the epoch: every process agrees.
+            weeks = (days - (int(self.when[1]) - _EPOCH_MONDAY_OFFSET) % 7) // 7
+            days -= (weeks % self.interval) * 7
+        return self._to_utc(days * 86400 + self.at, offset)
 
     def _to_utc(self, local: float, offset: int) -> float:
         """The moment a local clock time names, taking the UTC offset in force *then*.
@@ -88,7 +110,7 @@ class TimePolicy:
         start = self.interval_start(t)
         if self.when in _SECONDS and self.when != "D":
             return start + _SECONDS[self.when] * self.interval
-        days = 7 if self.when.startswith("W") else self.interval
+        days = 7 * self.interval if self.when.startswith("W") else self.interval
         # A local day lasts 23 or 25 hours across a daylight-saving change: land two hours
         # into the next interval and take its start.
         return self.interval_start(start + days * 86400 + 7200)
