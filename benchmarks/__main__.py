@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import breakdown, json_lines, report, syslog
+from . import breakdown, json_lines, report, stopped_reader, syslog
 from .contenders import CONTENDERS, Contender
 from .shared_file import InodeWatcher, audit
 
@@ -323,6 +323,11 @@ def main(argv: list[str]) -> None:
             shutil.copy(Path(work) / STDERR, args.out / STDERR)
     results = {scenario: {name: merge_runs(scenario, outcomes) for name, outcomes in by_name.items()}
                for scenario, by_name in runs.items() if scenario in RUNNERS}
+    if "stall" in args.scenarios:  # its second part: a pipe whose reader stops for good
+        print(f"[stall] a pipe whose reader stops, {args.stall_seconds:g} s", flush=True)
+        started = time.monotonic()
+        results["stopped_reader"] = stopped_reader.run(args.stall_seconds, args.stall_rate)
+        spent["stall"] += time.monotonic() - started
     if "json" in args.scenarios:  # its own contenders (JSON formatters), rounds interleaved
         print(f"[json] JSON lines, {args.json_records:,} records x {args.repeats} rounds",
               flush=True)

@@ -138,6 +138,10 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      "a steady rate (records audited and what happened to them, totals over "
                      "the runs; a peer whose calls wait logs fewer)\n"
                      + _rows(["contender", *AUDIT_HEADER], rows))
+    if "stopped_reader" in results:
+        from . import stopped_reader
+
+        parts.append(stopped_reader.TITLE + "\n" + stopped_reader.table(results["stopped_reader"]))
     if "json" in results:
         data = results["json"]
         base = _get(data.get(JSON_BASELINE), "records_per_s")
