@@ -363,7 +363,8 @@ class WriterMachine(RuleBasedStateMachine):
             try:
                 barrier.wait(WAIT)
                 asyncio.run(aiolog.configure(  # type: ignore[arg-type]
-                    self.path, format="%(message)s", max_bytes=self.max_bytes))
+                    self.path, format="%(message)s", max_bytes=self.max_bytes,
+                    lock_timeout=FOREIGN_LOCK_TIMEOUT))  # as start() opened it: one writer
             except BaseException as exc:
                 errors.append(exc)
 
