@@ -43,7 +43,9 @@ def test_every_scenario_runs_for_every_installed_contender(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert (tmp_path / "results.png").stat().st_size > 0
-    assert set(results) == set(SCENARIOS)
+    assert set(results) == {*SCENARIOS, "stopped_reader"}  # scenario 3's second part: 3b
+    for name in ("aiolog", "aiolog-uvloop"):  # a pipe whose reader stops never freezes its loop
+        assert not results["stopped_reader"][name].get("froze"), results["stopped_reader"][name]
     installed = {c.name for c in CONTENDERS if c.available()}
     assert set(results["throughput"]) == set(results["per_call"]) == installed
     assert set(results["timed"]) == {c.name for c in CONTENDERS if c.available() and c.timed}
