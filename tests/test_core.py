@@ -337,16 +337,15 @@ class TestWithoutALoop:
 
 
 class TestOverflow:
-    async def test_block_waits_for_room_and_loses_nothing(self, tmp_path: Path) -> None:
-        """With overflow='block' a full queue makes the caller wait for the owner: at most
-        max_queue records wait besides the chunk being written, and all arrive in order."""
+    async def test_block_with_a_small_queue_loses_nothing(self, tmp_path: Path) -> None:
+        """With overflow='block' and a queue far smaller than the burst, every record arrives,
+        in order, none dropped. (How far the queue grows is not pinned: past max_queue it may
+        grow while a write() makes no progress for STALL_AFTER, the stalled-sink rule, which a
+        loaded machine causes by not scheduling the owner thread; test_stalled_sink pins that.)"""
         path = tmp_path / "app.log"
         [handler] = await aiolog.configure(path, format="%(message)s", max_queue=50)
-        most_queued = 0
         for i in range(2000):  # no await
             logging.getLogger("a").info("n %d", i)
-            most_queued = max(most_queued, handler.stats()["queued"])
-        assert most_queued <= 2 * 50
         await aiolog.flush()
         assert numbers(path, "n ") == list(range(2000))
         assert handler.stats()["dropped"] == 0
