@@ -15,7 +15,7 @@ order per producer, across the rotated files, and ``stats()`` adds up.
 runs in a child process of its own: ``python -m tests.test_stateful``. Run that directly to hunt
 for bugs with random draws and more examples: ``AIOLOG_STATEFUL_RANDOM=1
 AIOLOG_STATEFUL_EXAMPLES=500 python -m tests.test_stateful``.
-With ``CI`` set, the profile is fixed (derandomized), so CI runs the same examples every time.
+Without it the profile is fixed (derandomized): every run, CI's included, runs the same examples.
 """
 
 from __future__ import annotations
