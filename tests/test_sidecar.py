@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from .daemons import Rsyslogd, free_port, listening, require_rsyslog, wait_until
+from .logfiles import wait_all
 
 WRITERS = 3
 RECORDS = 3_000  # per writer, ~50 bytes each: 4 rotations of the 100 kB file in all
@@ -85,14 +86,7 @@ def _write(logs: Path, *, compress: bool, writers: int = WRITERS,
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(logs / "app.log"), str(tag),
                                str(records), str(int(compress))])
              for tag in range(writers)]
-    try:
-        for proc in procs:
-            assert proc.wait(timeout=240) == 0
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    wait_all(procs)
 
 
 def _arrived(received: Path) -> Counter[tuple[int, int]]:
