@@ -4,6 +4,11 @@ It runs as a child of the test (``rsyslogd -n -f CONF -i NONE -C``) on free loop
 with a throwaway CA made here, and writes each input's ``%rawmsg%`` to a file of its own. Its
 main queue is Direct: an input hands a message to the file action before it goes on, so
 imrelp's ``200`` means the message is in the file (the end-to-end setting the README names).
+
+RELP over TLS ("relptls", and "relpmtls" which also wants a client certificate) uses imrelp's
+OpenSSL driver: librelp's default, GnuTLS, speaks anonymous TLS only with ANON-DH cipher
+suites, which OpenSSL (so Python's ``ssl``) does not implement, and with certificates its
+default auth mode demands one from the client.
 """
 
 from __future__ import annotations
@@ -102,7 +107,7 @@ global(workDirectory="{d}" maxMessageSize="64k"
 main_queue(queue.type="{queue}")
 module(load="imudp")
 module(load="imtcp")
-module(load="imrelp")
+module(load="imrelp" tls.tlslib="openssl")
 module(load="imuxsock" SysSock.Use="off")
 template(name="raw" type="string" string="%rawmsg%\\n")
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
@@ -110,12 +115,18 @@ input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="tcp")
 input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="tls" streamDriver.name="ossl"
       streamDriver.mode="1" streamDriver.authMode="anon")
 input(type="imrelp" address="127.0.0.1" port="{relp}" ruleset="relp")
+input(type="imrelp" address="127.0.0.1" port="{relptls}" ruleset="relptls" tls="on"
+      tls.caCert="{d}/ca.pem" tls.myCert="{d}/cert.pem" tls.myPrivKey="{d}/key.pem")
+input(type="imrelp" address="127.0.0.1" port="{relpmtls}" ruleset="relptls" tls="on"
+      tls.caCert="{d}/ca.pem" tls.myCert="{d}/cert.pem" tls.myPrivKey="{d}/key.pem"
+      tls.authMode="certvalid")
 input(type="imuxsock" socket="{d}/log.sock" ruleset="unix" useSpecialParser="off"
       parseHostname="on")
 ruleset(name="udp") {{ action(type="omfile" file="{d}/udp.log" template="raw") }}
 ruleset(name="tcp") {{ action(type="omfile" file="{d}/tcp.log" template="raw") }}
 ruleset(name="tls") {{ action(type="omfile" file="{d}/tls.log" template="raw") }}
 ruleset(name="relp") {{ action(type="omfile" file="{d}/relp.log" template="raw") }}
+ruleset(name="relptls") {{ action(type="omfile" file="{d}/relptls.log" template="raw") }}
 ruleset(name="unix") {{ action(type="omfile" file="{d}/unix.log" template="raw") }}
 *.* action(type="omfile" file="{d}/rsyslogd.log")
 """
@@ -129,7 +140,8 @@ class Rsyslogd:
         # A short directory: a unix socket path must fit in 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="aiolog-rsyslog-", dir="/tmp"))
         self.ports = {"udp": _free_port(socket.SOCK_DGRAM), "tcp": _free_port(socket.SOCK_STREAM),
-                      "tls": _free_port(socket.SOCK_STREAM), "relp": _free_port(socket.SOCK_STREAM)}
+                      **{name: _free_port(socket.SOCK_STREAM)
+                         for name in ("tls", "relp", "relptls", "relpmtls")}}
         self.unix_socket = str(self.dir / "log.sock")
         _make_ca(self.dir)
         self.conf = self.dir / "rsyslog.conf"
@@ -139,14 +151,19 @@ class Rsyslogd:
     def address(self, transport: str) -> tuple[str, int]:
         return ("127.0.0.1", self.ports[transport])
 
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
+    def client_context(self, *, certificate: bool = False) -> ssl.SSLContext:
+        """Verifies the server by the test CA; ``certificate``: shows the server's own
+        certificate as the client's (it is the CA's, which is what "relpmtls" checks)."""
+        context = ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
+        if certificate:
+            context.load_cert_chain(self.dir / "cert.pem", self.dir / "key.pem")
+        return context
 
     def start(self) -> None:
         command = [str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.conf)]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
-        waiting = {"tcp", "tls", "relp"}
+        waiting = {"tcp", "tls", "relp", "relptls", "relpmtls"}
         while waiting or not os.path.exists(self.unix_socket):
             if self.proc.poll() is not None:
                 _, errors = self.proc.communicate()

@@ -188,8 +188,9 @@ def rsyslogd() -> Iterator[Rsyslogd]:
 def _handler(server: Rsyslogd, transport: str, **options: Any) -> aiolog.AsyncSyslogHandler:
     if transport == "unix":
         return aiolog.AsyncSyslogHandler(server.unix_socket, transport="unix", **options)
-    context = server.client_context() if transport == "tls" else None
-    return aiolog.AsyncSyslogHandler(server.address(transport), transport=transport,
+    context = server.client_context() if transport in ("tls", "relptls") else None
+    return aiolog.AsyncSyslogHandler(server.address(transport),
+                                     transport="relp" if transport == "relptls" else transport,
                                      ssl_context=context, **options)
 
 
@@ -198,10 +199,10 @@ def _marker() -> str:
 
 
 @daemon_only
-@pytest.mark.parametrize("transport", ["tcp", "tls", "relp", "unix", "udp"])
+@pytest.mark.parametrize("transport", ["tcp", "tls", "relp", "relptls", "unix", "udp"])
 def test_every_record_arrives(rsyslogd: Rsyslogd, transport: str) -> None:
-    """20,000 records with ids reach rsyslogd exactly once over TCP, TLS, RELP and a unix
-    socket (no event loop involved); over UDP, what arrives arrives whole."""
+    """20,000 records with ids reach rsyslogd exactly once over TCP, TLS, RELP, RELP over TLS
+    and a unix socket (no event loop involved); over UDP, what arrives arrives whole."""
     marker = _marker()
     handler = _handler(rsyslogd, transport)
     logger = _logger(handler)
@@ -220,10 +221,11 @@ def test_every_record_arrives(rsyslogd: Rsyslogd, transport: str) -> None:
 
 
 @daemon_only
-@pytest.mark.parametrize("transport", ["relp", "tcp", "tls", "udp"])
+@pytest.mark.parametrize("transport", ["relp", "relptls", "tcp", "tls", "udp"])
 def test_collector_restart_mid_stream(rsyslogd: Rsyslogd, transport: str) -> None:
-    """rsyslogd stopped halfway through 20,000 records and started 1 s later: RELP loses none
-    (resending what was unacknowledged); TCP, TLS and UDP report what they lost."""
+    """rsyslogd stopped halfway through 20,000 records and started 1 s later: RELP, plain and
+    over TLS, loses none (resending what was unacknowledged); TCP, TLS and UDP report what
+    they lost."""
     marker = _marker()
     handler = _handler(rsyslogd, transport, delivery_timeout=30.0)
     logger = _logger(handler)
@@ -254,7 +256,7 @@ def test_collector_restart_mid_stream(rsyslogd: Rsyslogd, transport: str) -> Non
     # Sending went on after the restart (UDP loses records even when steady: rsyslogd's
     # receive buffer overflows, so only some late one must have arrived).
     assert (max(arrived) > N // 2) if transport == "udp" else (N - 1 in arrived)
-    if transport == "relp":
+    if transport.startswith("relp"):
         assert arrived == set(range(N))
         assert len(found) - len(arrived) <= stats["resent"]
 
@@ -428,6 +430,46 @@ def test_unverified_certificate_is_reported(rsyslogd: Rsyslogd,
     handler.close()
     assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
     assert handler.stats()["errors"] == 1
+
+
+@daemon_only
+@pytest.mark.parametrize("mistake", ["wrong CA", "no client certificate"])
+def test_relp_tls_refused_is_reported_and_records_kept(rsyslogd: Rsyslogd, mistake: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """RELP over TLS that cannot come up (the server's certificate does not verify, or the
+    server wants a client certificate we lack) is reported through ``handleError`` (``flush()``
+    returns); the records stay queued, and count as errors only at close."""
+    if mistake == "wrong CA":
+        port, context, expected = "relptls", ssl.create_default_context(), "CERTIFICATE_VERIFY_FAILED"
+    else:
+        port, context, expected = "relpmtls", rsyslogd.client_context(), "CERTIFICATE_REQUIRED"
+    handler = aiolog.AsyncSyslogHandler(rsyslogd.address(port), transport="relp",
+                                        ssl_context=context, delivery_timeout=0.3)
+    logger = _logger(handler)
+    for i in range(3):
+        logger.info("never sent %d", i)
+    handler.flush()  # returns: the owner reports the failure, it does not just wait
+    kept = handler.stats()
+    handler.close()
+    assert expected in capsys.readouterr().err
+    assert (kept["queued"], kept["written"], kept["errors"]) == (3, 0, 0)
+    assert handler.stats()["errors"] == 3
+
+
+@daemon_only
+def test_relp_tls_with_a_client_certificate(rsyslogd: Rsyslogd) -> None:
+    """RELP over TLS to an imrelp that checks client certificates (``tls.authMode="certvalid"``):
+    with ``load_cert_chain`` on the context, every record arrives once."""
+    marker = _marker()
+    handler = aiolog.AsyncSyslogHandler(rsyslogd.address("relpmtls"), transport="relp",
+                                        ssl_context=rsyslogd.client_context(certificate=True))
+    logger = _logger(handler)
+    for i in range(1000):
+        logger.info("record %s=%d", marker, i)
+    handler.flush()
+    handler.close()
+    assert sorted(rsyslogd.wait_for("relptls", marker, 1000)) == list(range(1000))
+    assert handler.stats()["written"] == 1000
 
 
 @daemon_only

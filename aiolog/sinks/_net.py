@@ -163,11 +163,20 @@ def send_some(sock: socket.socket, data: memoryview, deadline: float) -> int:
 def is_down(exc: BaseException) -> bool:
     """Whether an error means the collector is unreachable (wait quietly), not a mistake to
     report (a certificate that does not verify is reported: waiting would not fix it)."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    if isinstance(exc, ssl.SSLCertVerificationError) or _is_tls_alert(exc):
         return False
     if isinstance(exc, (ssl.SSLError, socket.timeout, ConnectionError, EOFError)):
         return True
     return isinstance(exc, OSError) and exc.errno in DOWN_ERRNOS
+
+
+def _is_tls_alert(exc: BaseException) -> bool:
+    """Whether the server refused our TLS session with an alert (it wants a client
+    certificate, or does not accept ours): a mistake in the configuration, not an outage.
+    Under TLS 1.3 such an alert comes after our side of the handshake is done, on the first
+    read (OpenSSL's reasons: ``TLSV13_ALERT_CERTIFICATE_REQUIRED``, ``SSLV3_ALERT_BAD_...``)."""
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    return isinstance(reason, str) and "_ALERT_" in reason
 
 
 def close_quietly(sock: socket.socket | None) -> None:
