@@ -261,6 +261,28 @@ def test_collector_restart_mid_stream(rsyslogd: Rsyslogd, transport: str) -> Non
         assert len(found) - len(arrived) <= stats["resent"]
 
 
+@daemon_only
+def test_relp_txnrs_never_wrap_within_a_session(rsyslogd: Rsyslogd,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With TXNRs running out every 50 (librelp cannot follow a wrap: it wants TXNR+1 after
+    999,999,999), the sink closes each used-up session once all is answered and opens the next
+    at 1: every record arrives once and in order, none is resent, none refused."""
+    from aiolog.sinks import _relp
+
+    monkeypatch.setattr(_relp, "_TXNR_MAX", 50)  # the test-only seam: 1 open, 48 syslog, 1 close
+    marker = _marker()
+    handler = _handler(rsyslogd, "relp")
+    logger = _logger(handler)
+    for i in range(1000):
+        logger.info("record %s=%d", marker, i)
+    handler.flush()
+    stats = handler.stats()
+    handler.close()
+    assert rsyslogd.wait_for("relp", marker, 1000) == list(range(1000))
+    assert (stats["written"], stats["resent"], stats["errors"]) == (1000, 0, 0)
+    assert stats["reconnects"] == 1000 // 48  # a new session per 48 records, none broken
+
+
 def _settled_unacked(handler: aiolog.AsyncSyslogHandler) -> int:
     """How many commands wait for an answer once no more go out: the window (128) is full, or
     the chunk in hand is all sent (one chunk at a time, so it may hold fewer)."""

@@ -11,6 +11,13 @@ breaks, the server hints ``serverclose``) takes its outstanding commands with it
 session every unacknowledged message is sent again, in order, with new TXNRs, and counted in
 ``resent`` (the server may have had it: a possible duplicate). A live session never resends:
 librelp drops a session that repeats a TXNR.
+
+TXNRs never wrap within a session. The spec wraps 999,999,999 to 1, but librelp's server
+(``relpframe.c``) wants each command's TXNR to be the session's next, starting at 1, and after
+999,999,999 its next is 1,000,000,000 (``relpEngineNextTXNR`` in ``relp.h``), a tenth digit its
+frame parser refuses: a session wrapping either way would be dropped. So once every command
+up to ``_TXNR_MAX - 1`` is answered, the session is closed politely (``close`` takes
+``_TXNR_MAX``) and the next one starts at 1, resending nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from . import _net
 from ._syslog import SyslogSink
 
 WINDOW: Final = 128  # librelp's default window of unacknowledged commands
-_TXNR_MAX: Final = 999_999_999  # then TXNR wraps to 1
+_TXNR_MAX: Final = 999_999_999  # the last TXNR of a session (tests make it small)
 _CLOSE_WAIT: Final = 1.0  # seconds close() waits for the answer to "close"
 _HEADER: Final = re.compile(rb"(\d{1,9}) ([A-Za-z]{1,32}) (\d{1,9})[ \n]")
 _HEADER_MAX: Final = 64  # a buffer this long without a header is not RELP
@@ -118,7 +125,7 @@ class RelpSink(SyslogSink):
         self.resent = self.rejected = self.unacked = 0
 
     def _new_txnr(self) -> int:
-        self._txnr = self._txnr % _TXNR_MAX + 1
+        self._txnr += 1  # at most _TXNR_MAX: the session is renewed before (see the top)
         return self._txnr
 
     # -- sending -------------------------------------------------------------------------------
@@ -154,6 +161,9 @@ class RelpSink(SyslogSink):
             self.unacked = self._high - first - sum(acked[first : self._high])
             if chunk.done:
                 return
+            if self._pending is None and not self._inflight and self._txnr >= _TXNR_MAX - 1:
+                self.close()  # all answered, TXNRs used up: the next session starts at 1
+                return
             if self._pending is None:
                 self._pending = self._frames_to_send(messages)
             if self._pending is not None:
@@ -170,7 +180,7 @@ class RelpSink(SyslogSink):
         index = self._next
         assert index is not None
         inflight, acked = self._inflight, self._acked
-        while index < len(messages) and len(inflight) < WINDOW:
+        while index < len(messages) and len(inflight) < WINDOW and self._txnr < _TXNR_MAX - 1:
             if not acked[index]:
                 txnr = self._new_txnr()
                 inflight[txnr] = index
