@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import time
+from itertools import islice
 from logging.handlers import SysLogHandler
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ _NOT_SD_NAME: Final = re.compile(r'[^!-~]|[= \]"]')
 _SD_ID: Final = re.compile(r'[!-~]{1,32}@\d+(\.\d+)*')
 _SD_ESCAPE: Final = re.compile(r'(["\\\]])')
 _BOM: Final = "\ufeff"
+_UNSET: Final = object()
 # 32473 is the enterprise number RFC 5612 reserves for documentation: set your own.
 DEFAULT_SD_ID: Final = "aiolog@32473"
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -111,29 +113,41 @@ class SyslogFormat:
         self.structured = structured
         self.bom = _BOM if bom else ""
         self._pri = {level: f"<{self.facility * 8 + severity(level)}>" for level in range(60)}
+        # What changes once a second or never, built once (the caller pays for every record):
+        # per level, "<PRI>1 TIMESTAMP-TO-THE-SECOND." for the current second; per process,
+        # "Z HOSTNAME APP-NAME PROCID MSGID ".
         self._second = -1
         self._stamp = ""
+        self._heads: dict[int, str] = {}
+        self._process: object = _UNSET
+        self._tail = ""
 
     def message(self, record: logging.LogRecord, text: str) -> str:
         """The whole syslog message (without framing) of ``record``, whose MSG is ``text``."""
-        levelno = record.levelno
-        pri = self._pri.get(levelno) or f"<{self.facility * 8 + severity(levelno)}>"
         if self.rfc == 3164:
             tag = f"{self.app_name}[{record.process}]"[:32]
-            return f"{pri}{self._time_3164(record.created)} {self.hostname} {tag}: {text}"
-        data = self._structured_data(record) if self.structured else "-"
-        procid = record.process if record.process is not None else "-"
-        return (f"{pri}1 {self._time_5424(record.created)} {self.hostname} {self.app_name} "
-                f"{procid} {self.msgid} {data} {self.bom}{text}")
-
-    def _time_5424(self, created: float) -> str:
-        """RFC 3339 in UTC with microseconds (RFC 5424 allows at most 6 fractional digits)."""
+            return (f"{self._pri_of(record.levelno)}{self._time_3164(record.created)} "
+                    f"{self.hostname} {tag}: {text}")
+        # The time is RFC 3339 in UTC with microseconds (RFC 5424 allows at most 6 digits).
+        created = record.created
         second = int(created)
-        if second != self._second:  # one strftime a second; the rest is the fraction
+        if second != self._second:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
+            self._heads = {}
+        head = self._heads.get(record.levelno)
+        if head is None:
+            head = self._heads[record.levelno] = f"{self._pri_of(record.levelno)}1 {self._stamp}."
+        if record.process != self._process:  # a record from a forked child, or the first
+            self._process = record.process
+            procid = record.process if record.process is not None else "-"
+            self._tail = f"Z {self.hostname} {self.app_name} {procid} {self.msgid} "
         micro = min(int((created - second) * 1_000_000), 999_999)
-        return f"{self._stamp}.{micro:06d}Z"
+        data = self._structured_data(record) if self.structured else "-"
+        return f"{head}{micro:06d}{self._tail}{data} {self.bom}{text}"
+
+    def _pri_of(self, levelno: int) -> str:
+        return self._pri.get(levelno) or f"<{self.facility * 8 + severity(levelno)}>"
 
     def _time_3164(self, created: float) -> str:
         t = time.localtime(created)
@@ -142,13 +156,12 @@ class SyslogFormat:
 
     def _structured_data(self, record: logging.LogRecord) -> str:
         """Bound context and ``extra`` fields as one SD-ELEMENT; ``-`` when there are none."""
-        fields: dict[str, Any] = {}
         context = _context.current()
-        if context:
-            fields.update(context)
         attributes = record.__dict__
-        keys = list(attributes)
-        for key in keys[_INIT_ATTRIBUTES:]:
+        if not context and len(attributes) == _INIT_ATTRIBUTES:
+            return "-"  # the usual record: no fields (extra= ones come after LogRecord's own)
+        fields: dict[str, Any] = dict(context)
+        for key in islice(attributes, _INIT_ATTRIBUTES, None):
             if key not in RESERVED_ATTRS:
                 fields[key] = attributes[key]
         if not fields:

@@ -9,6 +9,10 @@ so a RELP ``200`` means the record is in the collector's file), for each contend
   stopped); ``lost`` is what never reached the collector's file.
 - restart: N records over a few seconds, rsyslogd stopped halfway and started 1 s later;
   ``lost`` and ``duplicated`` as counted in its files.
+- the ceiling: the same N records through a stdlib Logger with only a ``NullHandler``. No
+  handler that the stdlib Logger calls can take fewer calls/s than this, so
+  "SysLogHandler TCP per call / Logger alone per call" is the most any such handler can gain
+  over SysLogHandler on calls/s; the table prints it beside the ratio aiolog reached.
 - loop lag: an event loop logging 1,000 records/s for 6 s while the collector is stopped 2 s
   out of every 3; the worst and 99th-percentile delay of a 1 ms ticker while it is down,
   beside the same ticker's floor with no logging at all.
@@ -40,6 +44,7 @@ from tests.rsyslogd import Rsyslogd, missing
 # name -> (rsyslogd input the records reach, whether it runs on an event loop's terms)
 CONTENDERS = ("aiolog RELP", "aiolog TCP", "SysLogHandler TCP", "SysLogHandler UDP",
               "rfc5424-logging-handler TCP", "QueueHandler + SysLogHandler TCP")
+LOGGER_ALONE = "stdlib Logger alone (NullHandler)"
 LAG_CONTENDERS = ("aiolog RELP", "aiolog TCP", "SysLogHandler TCP",
                   "QueueHandler + SysLogHandler TCP")
 
@@ -95,6 +100,20 @@ def _count(server: Rsyslogd, built: _Built, marker: str, n: int) -> tuple[int, i
     # Until all arrived, or nothing more came for a while (a short while in a --quick run).
     found = server.wait_for(built.input, marker, n, settle=1.5 if n >= 10_000 else 0.5)
     return n - len(set(found)), len(found) - len(set(found))
+
+
+def logger_alone(n: int) -> dict[str, Any]:
+    """The calls/s of the stdlib Logger itself: the same records, to a ``NullHandler`` (the
+    best of three runs, so a cold first run does not make the ceiling look higher)."""
+    logger = _logger(logging.NullHandler())
+    marker = "n" + uuid.uuid4().hex[:10]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for i in range(n):
+            logger.info("record %s=%d", marker, i)
+        best = min(best, time.perf_counter() - started)
+    return {"call_per_s": round(n / best)}
 
 
 def throughput(name: str, server: Rsyslogd, n: int) -> dict[str, Any]:
@@ -189,7 +208,7 @@ def run(records: int, lag_seconds: float) -> dict[str, Any]:
         return {"error": why}
     server = Rsyslogd()
     server.start()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {LOGGER_ALONE: {"throughput": logger_alone(records)}}
     try:
         for name in CONTENDERS:
             print(f"[syslog] {name}", end=" ", flush=True)
@@ -228,9 +247,30 @@ def table(results: dict[str, Any]) -> str:
         if t is None:
             lines.append(f"| {name} (no logging) | | | | | {lag} |")
             continue
+        if name == LOGGER_ALONE:
+            lines.append(f"| {name} | {t['call_per_s']:,} | | | | |")
+            continue
         lines.append(f"| {name} | {t['call_per_s']:,} | {t['delivered_per_s']:,} | {t['lost']} | "
                      f"{r['lost']} (duplicated {r['duplicated']}) | {lag} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _ratios(results))
+
+
+def _ratios(results: dict[str, Any]) -> list[str]:
+    """aiolog's calls/s over SysLogHandler's, beside the most a stdlib-based handler can get."""
+    def calls(name: str) -> float | None:
+        row = results.get(name, {})
+        return row["throughput"]["call_per_s"] if "throughput" in row else None
+
+    stdlib, alone = calls("SysLogHandler TCP"), calls(LOGGER_ALONE)
+    if not stdlib or not alone:
+        return []
+    lines = ["", f"ceiling (SysLogHandler TCP per call / Logger alone per call): "
+                 f"{alone / stdlib:.2f}x"]
+    for name in ("aiolog RELP", "aiolog TCP"):
+        own = calls(name)
+        if own:
+            lines.append(f"{name} calls/s / SysLogHandler TCP calls/s: {own / stdlib:.2f}x")
+    return lines
 
 
 def main(argv: list[str]) -> None:

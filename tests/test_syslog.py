@@ -84,6 +84,23 @@ class TestFormat:
         assert match[3] == str(__import__("os").getpid())
         assert "\ufeff" not in text  # the BOM is opt-in
 
+    def test_cached_header_follows_time_level_and_process(self) -> None:
+        """The header parts built once per second and per process change with the record's
+        second, level and process (a forked child's records carry its own PROCID)."""
+        from aiolog._syslog_format import SyslogFormat
+
+        syslog_format = SyslogFormat(hostname="h", app_name="a")
+        texts = []
+        for created, level, process in ((0.25, logging.INFO, 7), (0.5, logging.ERROR, 7),
+                                        (1.125, logging.INFO, 8), (86400.0, 25, None)):
+            record = logging.LogRecord("n", level, "p", 0, "m", None, None)
+            record.created, record.process = created, process
+            texts.append(syslog_format.message(record, "t"))
+        assert texts == ["<14>1 1970-01-01T00:00:00.250000Z h a 7 - - t",
+                         "<11>1 1970-01-01T00:00:00.500000Z h a 7 - - t",
+                         "<14>1 1970-01-01T00:00:01.125000Z h a 8 - - t",
+                         "<14>1 1970-01-02T00:00:00.000000Z h a - - - t"]
+
     def test_bom_and_own_sd_id(self, datagrams: _Datagrams) -> None:
         """``bom=True`` starts MSG with a BOM; ``sd_id`` names the element with its own number."""
         text, _ = _one(datagrams, "x", extra={"k": 1}, bom=True, sd_id="shop@99999")
