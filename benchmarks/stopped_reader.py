@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-TICK = 0.001
+from ._ticker import LagTicker
+
 BATCH_PERIOD = 0.01
 CONTENDERS = ("floor", "aiolog", "aiolog-uvloop", "StreamHandler", "QueueHandler")
 READ_FOR = 0.5  # seconds the reader reads before it stops for good
@@ -61,17 +62,7 @@ async def _child(name: str, seconds: float, rate: int, out: str) -> None:
         waiting = records.qsize
     for handler in log.handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    lags: list[float] = []
-    stop = asyncio.Event()
-
-    async def ticker() -> None:
-        clock = time.perf_counter
-        while not stop.is_set():
-            start = clock()
-            await asyncio.sleep(TICK)
-            lags.append(clock() - start - TICK)
-
-    ticking = asyncio.create_task(ticker())
+    ticker = LagTicker()
     per_batch = max(1, round(rate * BATCH_PERIOD))
     sent = 0
     end = time.monotonic() + seconds
@@ -82,9 +73,7 @@ async def _child(name: str, seconds: float, rate: int, out: str) -> None:
         for _ in range(per_batch):
             log.info("request %d handled in %.3f ms by %s", sent, sent * 0.001, "worker-1")
             sent += 1
-    stop.set()
-    await ticking
-    lags.sort()
+    lags = await ticker.stop()
     result = {"sent": sent, "lag_p99_ms": lags[int(len(lags) * 0.99)] * 1000,
               "lag_max_ms": lags[-1] * 1000, "waiting": waiting()}
     Path(out).write_text(json.dumps(result))

@@ -151,7 +151,7 @@ def restart(name: str, server: Rsyslogd, n: int) -> dict[str, Any]:
         built.finish()
     finally:
         timer.join()
-        if server.proc is None:
+        if server.process is None:
             server.start()
     built.handler.close()
     lost, duplicated = _count(server, built, marker, n)

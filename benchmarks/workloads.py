@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from ._ticker import LagTicker
 from .contenders import BY_NAME, Contender, Opened, run_on_loop
 
 # The same message in each contender's style of taking arguments.
@@ -23,7 +24,6 @@ RECORD_MARK = b" handled in "  # in every rendering of MESSAGE
 SHARED_MESSAGE = {"percent": "w%d seq %d at %.6f", "brace": "w{} seq {} at {:.6f}",
                   "mapping": "w%(a)d seq %(b)d at %(c).6f"}
 YIELD_EVERY = 100  # records between yields to the loop, as a service's handlers would interleave
-TICK = 0.001  # seconds the lag ticker sleeps
 BATCH_PERIOD = 0.01  # seconds between batches of the steady producer
 
 
@@ -79,17 +79,7 @@ async def stall(contender: Contender | None, path: str, seconds: float, rate: in
         opened = None
     else:
         opened = await contender.open(path, 0)
-    stop = asyncio.Event()
-    lags: list[float] = []
-
-    async def ticker() -> None:
-        clock = time.perf_counter
-        while not stop.is_set():
-            start = clock()
-            await asyncio.sleep(TICK)
-            lags.append(clock() - start - TICK)
-
-    ticking = asyncio.create_task(ticker())
+    ticker = LagTicker()
     sent = 0
     per_batch = max(1, round(rate * BATCH_PERIOD))
     end = time.monotonic() + seconds
@@ -104,13 +94,11 @@ async def stall(contender: Contender | None, path: str, seconds: float, rate: in
             else:
                 opened.info(message, sent, sent * 0.001, "worker-1")
             sent += 1
-    stop.set()
-    await ticking
+    lags = await ticker.stop()
     if opened is None:
         fifo.close()
     else:
         await opened.close()
-    lags.sort()
     return {"sent": sent, "lag_p99_ms": _pick(lags, 0.99) * 1000, "lag_max_ms": lags[-1] * 1000}
 
 

@@ -1,4 +1,5 @@
-"""Real log daemons for the tests, as children of the test process: journald and rsyslogd.
+"""Real log daemons for the tests, as children of the test process: journald here, rsyslogd
+in ``tests/rsyslogd.py`` (without pytest: scenario 7 uses it too).
 
 Each runs in a temporary directory on loopback ports or unix sockets of its own and is stopped
 by the fixture that started it. Where a daemon cannot run here, ``pytest.skip`` says how to
@@ -14,26 +15,20 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .rsyslogd import Daemon as Rsyslogd, free_port, listening, missing, wait_until
+
+__all__ = ["Journald", "Rsyslogd", "free_port", "journald", "listening", "require_rsyslog",
+           "start_journald", "wait_until"]
+
 JOURNALD = "/lib/systemd/systemd-journald"
 _INSTALL_JOURNALD = "install it as root: apt-get install systemd (it needs no systemd as PID 1)"
-_INSTALL_RSYSLOG = "install it as root: apt-get install rsyslog rsyslog-relp"
 _names = itertools.count()
-
-
-def wait_until(ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll ``ready()`` until it holds; fail (a hang, not a speed) after a generous ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 class Journald:
@@ -123,77 +118,8 @@ def journald(tmp_path: Path) -> Iterator[Journald]:
         daemon.stop()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def rsyslog_modules() -> Path | None:
-    """The directory of rsyslog's loadable modules, or None where rsyslogd is missing."""
-    if shutil.which("rsyslogd") is None:
-        return None
-    for directory in ("/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/aarch64-linux-gnu/rsyslog",
-                      "/usr/lib/rsyslog", "/usr/lib64/rsyslog"):
-        if os.path.isdir(directory):
-            return Path(directory)
-    return None
-
-
 def require_rsyslog(*modules: str) -> None:
     """Skip, saying how to install them, unless rsyslogd and these modules are here."""
-    directory = rsyslog_modules()
-    if directory is None:
-        pytest.skip(f"rsyslogd not found: {_INSTALL_RSYSLOG}")
-    missing = [name for name in modules if not (directory / f"{name}.so").exists()]
-    if missing:
-        pytest.skip(f"rsyslog modules {', '.join(missing)} not found: {_INSTALL_RSYSLOG}")
-
-
-class Rsyslogd:
-    """``rsyslogd -n -f CONF -i NONE`` with its work directory in ``directory``."""
-
-    def __init__(self, directory: Path, config: str) -> None:
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.config = directory / "rsyslog.conf"
-        self.config.write_text(f'global(workDirectory="{directory}")\n' + config)
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = directory / "rsyslogd.out"
-
-    def start(self, ready: Callable[[], bool]) -> None:
-        check = subprocess.run(["rsyslogd", "-N1", "-f", str(self.config)],
-                               capture_output=True, text=True, timeout=60)
-        if check.returncode != 0:
-            raise AssertionError(f"rsyslog refuses its configuration:\n{check.stderr}")
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                ["rsyslogd", "-n", "-f", str(self.config), "-i", "NONE"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        process = self.process
-
-        def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"rsyslogd exited: {self.log.read_text()}")
-            return ready()
-
-        wait_until(up, "rsyslogd to start")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-
-
-def listening(port: int) -> Callable[[], bool]:
-    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
-    def ready() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-    return ready
+    why = missing(*modules)
+    if why is not None:
+        pytest.skip(why)

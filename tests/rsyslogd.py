@@ -1,6 +1,11 @@
-"""A real rsyslogd on 127.0.0.1 for the syslog tests: UDP, TCP, TLS, RELP and a unix socket.
+"""Real rsyslogds for the tests and scenario 7, as children of the test process.
 
-It runs as a child of the test (``rsyslogd -n -f CONF -i NONE -C``) on free loopback ports,
+``Daemon`` is the one launcher: ``rsyslogd -n -C -i NONE -f CONF`` with a configuration of the
+caller's, in a directory of its own, its output in ``rsyslogd.out`` there, stopped by the
+fixture that started it (the sidecar tests run two). ``Rsyslogd`` is the collector of the
+syslog tests: UDP, TCP, TLS, RELP, RELP over TLS and a unix socket.
+
+The collector listens on free loopback ports,
 with a throwaway CA made here, and writes each input's ``%rawmsg%`` to a file of its own. Its
 main queue is Direct: an input hands a message to the file action before it goes on, so
 imrelp's ``200`` means the message is in the file (the end-to-end setting the README names).
@@ -24,6 +29,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 INSTALL = "apt-get install rsyslog rsyslog-relp rsyslog-openssl"
@@ -35,18 +41,91 @@ def _binary() -> str | None:
     return found or ("/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None)
 
 
-def missing() -> str | None:
-    """Why the daemon tests cannot run here, or None."""
+def missing(*modules: str) -> str | None:
+    """Why rsyslogd with these modules (default: the collector's) cannot run here, or None."""
     if _binary() is None:
         return f"rsyslogd is not installed ({INSTALL})"
-    modules = [p for p in (_MODULES, *Path("/usr/lib").glob("*/rsyslog")) if p.is_dir()]
-    for name in ("imrelp", "lmnsd_ossl"):
-        if not any((p / f"{name}.so").exists() for p in modules):
+    found = [p for p in (_MODULES, *Path("/usr/lib").glob("*/rsyslog")) if p.is_dir()]
+    for name in modules or ("imrelp", "lmnsd_ossl"):
+        if not any((p / f"{name}.so").exists() for p in found):
             return f"rsyslog's {name} module is not installed ({INSTALL})"
     return None
 
 
-def _free_port(kind: int) -> int:
+def wait_until(ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``ready()`` until it holds; fail (a hang, not a speed) after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def listening(port: int) -> Callable[[], bool]:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    def ready() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+    return ready
+
+
+class Daemon:
+    """``rsyslogd -n -C -i NONE -f CONF`` with its work directory in ``directory``."""
+
+    def __init__(self, directory: Path, config: str) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config = directory / "rsyslog.conf"
+        self.config.write_text(f'global(workDirectory="{directory}")\n' + config)
+        self.log = directory / "rsyslogd.out"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._checked = False
+
+    def start(self, ready: Callable[[], bool]) -> None:
+        """Start it and wait until ``ready()``; a configuration rsyslogd refuses fails here,
+        with its complaint (checked once: restarts reuse it)."""
+        if not self._checked:
+            check = subprocess.run([str(_binary()), "-N1", "-f", str(self.config)],
+                                   capture_output=True, text=True, timeout=60)
+            if check.returncode != 0:
+                raise AssertionError(f"rsyslog refuses its configuration:\n{check.stderr}")
+            self._checked = True
+        # Output to a file, never a pipe nobody reads: a full pipe would stall rsyslogd.
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.config)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"rsyslogd exited: {self.log.read_text()[-2000:]}")
+            return ready()
+
+        wait_until(up, "rsyslogd to start")
+
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still takes what clients send; rsyslogd reads and answers none."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (rsyslogd answers what it has and closes), or SIGKILL (it just vanishes)."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 nobody uses now."""
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -100,7 +179,7 @@ def _make_ca(directory: Path) -> None:
 
 
 _CONF = """\
-global(workDirectory="{d}" maxMessageSize="64k"
+global(maxMessageSize="64k"
        defaultNetstreamDriverCAFile="{d}/ca.pem"
        defaultNetstreamDriverCertFile="{d}/cert.pem"
        defaultNetstreamDriverKeyFile="{d}/key.pem")
@@ -132,21 +211,19 @@ ruleset(name="unix") {{ action(type="omfile" file="{d}/unix.log" template="raw")
 """
 
 
-class Rsyslogd:
-    """One rsyslogd on loopback ports that stay the same across ``stop()`` and ``start()``."""
+class Rsyslogd(Daemon):
+    """The collector, on loopback ports that stay the same across ``stop()`` and ``start()``."""
 
     def __init__(self, queue: str = "Direct") -> None:
         """``queue``: the main queue's type; "LinkedList" is rsyslog's default (in memory)."""
         # A short directory: a unix socket path must fit in 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="aiolog-rsyslog-", dir="/tmp"))
-        self.ports = {"udp": _free_port(socket.SOCK_DGRAM), "tcp": _free_port(socket.SOCK_STREAM),
-                      **{name: _free_port(socket.SOCK_STREAM)
+        self.ports = {"udp": free_port(socket.SOCK_DGRAM), "tcp": free_port(socket.SOCK_STREAM),
+                      **{name: free_port(socket.SOCK_STREAM)
                          for name in ("tls", "relp", "relptls", "relpmtls")}}
         self.unix_socket = str(self.dir / "log.sock")
         _make_ca(self.dir)
-        self.conf = self.dir / "rsyslog.conf"
-        self.conf.write_text(_CONF.format(d=self.dir, queue=queue, **self.ports))
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(self.dir, _CONF.format(d=self.dir, queue=queue, **self.ports))
 
     def address(self, transport: str) -> tuple[str, int]:
         return ("127.0.0.1", self.ports[transport])
@@ -159,42 +236,13 @@ class Rsyslogd:
             context.load_cert_chain(self.dir / "cert.pem", self.dir / "key.pem")
         return context
 
-    def start(self) -> None:
-        command = [str(_binary()), "-n", "-C", "-i", "NONE", "-f", str(self.conf)]
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        waiting = {"tcp", "tls", "relp", "relptls", "relpmtls"}
-        while waiting or not os.path.exists(self.unix_socket):
-            if self.proc.poll() is not None:
-                _, errors = self.proc.communicate()
-                raise RuntimeError(f"rsyslogd exited: {errors!r}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"rsyslogd did not listen on {waiting}")
-            for name in list(waiting):
-                try:
-                    socket.create_connection(self.address(name), timeout=1).close()
-                    waiting.discard(name)
-                except OSError:
-                    pass
-            time.sleep(0.02)
-
-    def freeze(self) -> None:
-        """SIGSTOP: the kernel still takes what clients send; rsyslogd reads and answers none."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+    def start(self) -> None:  # type: ignore[override]
+        ports = [listening(port) for name, port in self.ports.items() if name != "udp"]
+        super().start(lambda: all(ready() for ready in ports)
+                      and os.path.exists(self.unix_socket))
 
     def stop(self, *, kill: bool = False) -> None:
-        """SIGTERM (rsyslogd answers what it has and closes), or SIGKILL (it just vanishes)."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stderr is not None:
-                proc.stderr.close()
+        super().stop(kill=kill)
         try:
             os.unlink(self.unix_socket)  # a restart makes it anew
         except FileNotFoundError:
