@@ -84,9 +84,14 @@ class Daemon:
         self.process: subprocess.Popen[bytes] | None = None
         self._checked = False
 
-    def start(self, ready: Callable[[], bool]) -> None:
-        """Start it and wait until ``ready()``; a configuration rsyslogd refuses fails here,
-        with its complaint (checked once: restarts reuse it)."""
+    def ready(self) -> bool:
+        """Whether it takes messages now (what ``start()`` waits for unless told otherwise)."""
+        return True
+
+    def start(self, ready: Callable[[], bool] | None = None) -> None:
+        """Start it and wait until ``ready()`` (default: ``self.ready()``); a configuration
+        rsyslogd refuses fails here, with its complaint (checked once: restarts reuse it)."""
+        ready = ready or self.ready
         if not self._checked:
             check = subprocess.run([str(_binary()), "-N1", "-f", str(self.config)],
                                    capture_output=True, text=True, timeout=60)
@@ -229,17 +234,16 @@ class Rsyslogd(Daemon):
         return ("127.0.0.1", self.ports[transport])
 
     def client_context(self, *, certificate: bool = False) -> ssl.SSLContext:
-        """Verifies the server by the test CA; ``certificate``: shows the server's own
-        certificate as the client's (it is the CA's, which is what "relpmtls" checks)."""
+        """Verifies the server by the test CA; ``certificate``: shows the server's certificate
+        as the client's too (the test CA signed it: what "relpmtls" checks)."""
         context = ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
         if certificate:
             context.load_cert_chain(self.dir / "cert.pem", self.dir / "key.pem")
         return context
 
-    def start(self) -> None:  # type: ignore[override]
-        ports = [listening(port) for name, port in self.ports.items() if name != "udp"]
-        super().start(lambda: all(ready() for ready in ports)
-                      and os.path.exists(self.unix_socket))
+    def ready(self) -> bool:
+        return os.path.exists(self.unix_socket) and all(
+            listening(port)() for name, port in self.ports.items() if name != "udp")
 
     def stop(self, *, kill: bool = False) -> None:
         super().stop(kill=kill)
