@@ -12,8 +12,8 @@ imrelp's ``200`` means the message is in the file (the end-to-end setting the RE
 
 RELP over TLS ("relptls", and "relpmtls" which also wants a client certificate) uses imrelp's
 OpenSSL driver: librelp's default, GnuTLS, speaks anonymous TLS only with ANON-DH cipher
-suites, which OpenSSL (so Python's ``ssl``) does not implement, and with certificates its
-default auth mode demands one from the client.
+suites, which OpenSSL (so Python's ``ssl``) does not implement, and with certificates it
+always wants one from the client.
 """
 
 from __future__ import annotations
