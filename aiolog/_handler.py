@@ -39,6 +39,11 @@ class AsyncHandler(logging.Handler):
     terminator = "\n"
     _writer: Writer
     _closed = False
+    _own_line = True  # line() and format() are this class's: emit() may do their work inline
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_line = cls.line is AsyncHandler.line and cls.format is AsyncHandler.format
 
     @property
     def _released(self) -> bool:
@@ -81,7 +86,18 @@ class AsyncHandler(logging.Handler):
         formatted on that thread, not on the event loop).
         """
         try:
-            self._writer.submit((self, self.line(record)))
+            if self._own_line:  # line() and format() as below, without their two calls
+                if _OTEL_TRACE in _modules:
+                    add_trace_ids(record)
+                try:
+                    line = (self.formatter or _DEFAULT_FORMATTER).format(record) + self.terminator
+                except RecursionError:
+                    raise
+                except Exception:
+                    line = self._failed_line(record)
+            else:
+                line = self.line(record)
+            self._writer.submit((self, line))
         except RecursionError:
             raise
         except Exception:
@@ -96,8 +112,12 @@ class AsyncHandler(logging.Handler):
         except RecursionError:
             raise
         except Exception:
-            self.handleError(record)
-            return self._unformattable(record) + self.terminator
+            return self._failed_line(record)
+
+    def _failed_line(self, record: logging.LogRecord) -> str:
+        """Called inside the ``except`` of a failed format: report it, keep the record."""
+        self.handleError(record)
+        return self._unformattable(record) + self.terminator
 
     def _unformattable(self, record: logging.LogRecord) -> str:
         """The line for a record that could not be formatted: what can be shown of it."""

@@ -31,6 +31,11 @@ _LogRecord: Final = logging.LogRecord
 _Mapping: Final = collections.abc.Mapping
 _modules: Final = sys.modules
 _new = object.__new__
+_level_names: Final = logging._levelToName
+# threading.current_thread() is _active[get_ident()], with a fallback for a foreign thread.
+_threads: Final = threading._active  # type: ignore[attr-defined]
+_get_ident: Final = threading.get_ident
+_getpid: Final = os.getpid
 # Types that are never mappings: the stdlib's isinstance(args[0], Mapping) is an ABC check that
 # costs more than the rest of the args handling; for these it is known to be False.
 _NOT_MAPPINGS: Final = frozenset({str, int, float, bool, bytes, tuple, list, type(None)})
@@ -74,7 +79,8 @@ def lean_record(name: str, level: int, pathname: str, lineno: int, msg: object, 
             and isinstance(args[0], _Mapping) and args[0]):
         args = args[0]
     record.args = args
-    record.levelname = logging.getLevelName(level)
+    # logging.getLevelName(level), its first lookup inline
+    record.levelname = _level_names.get(level) or logging.getLevelName(level)
     record.levelno = level
     record.pathname = pathname
     try:
@@ -98,8 +104,11 @@ def lean_record(name: str, level: int, pathname: str, lineno: int, msg: object, 
         record.msecs = int((ct - int(ct)) * 1000) + 0.0
         record.relativeCreated = (ct - _START) * 1000
     if logging.logThreads:
-        record.thread = threading.get_ident()
-        record.threadName = threading.current_thread().name
+        record.thread = thread = _get_ident()
+        try:
+            record.threadName = _threads[thread].name
+        except KeyError:  # a thread threading did not start: current_thread() registers it
+            record.threadName = threading.current_thread().name
     else:
         record.thread = None
         record.threadName = None
@@ -113,7 +122,7 @@ def lean_record(name: str, level: int, pathname: str, lineno: int, msg: object, 
                 record.processName = mp.current_process().name
             except Exception:
                 pass
-    record.process = os.getpid() if logging.logProcesses else None
+    record.process = _getpid() if logging.logProcesses else None
     if _TASKS:
         record.taskName = None
         if logging.logAsyncioTasks:  # type: ignore[attr-defined]

@@ -54,7 +54,9 @@ class Writer:
         if len(queue.items) >= queue.max_queue and not self._room():
             return
         queue.items.append(item)
-        self.owner.wake()
+        owner = self.owner
+        if owner._idle or owner.stopped or owner._thread is None:  # wake() has work to do
+            owner.wake()
 
     def _room(self) -> bool:
         """The queue is full: whether to queue the record after all, once there is room."""

@@ -202,6 +202,30 @@ class TestFormatter:
         finally:
             handler.close()
 
+    def test_a_subclass_overriding_format_or_line_is_honoured(self, tmp_path: Path) -> None:
+        """emit() formats inline only for aiolog's own format() and line(); overrides run."""
+
+        class Upper(aiolog.AsyncFileHandler):
+            def format(self, record: logging.LogRecord) -> str:
+                return super().format(record).upper()
+
+        class Framed(aiolog.AsyncStreamHandler):
+            def line(self, record: logging.LogRecord) -> str:
+                return f"[{record.getMessage()}]\n"
+
+        stream = io.StringIO()
+        upper, framed = Upper(tmp_path / "app.log"), Framed(stream)
+        upper.setFormatter(logging.Formatter("%(message)s"))
+        record = logging.makeLogRecord({"msg": "hello %s", "args": ("you",)})
+        try:
+            upper.handle(record)
+            framed.handle(record)
+        finally:
+            upper.close()
+            framed.close()
+        assert lines(tmp_path / "app.log") == ["HELLO YOU"]
+        assert stream.getvalue() == "[hello you]\n"
+
 
 class TestConfigure:
     async def test_configure_again_replaces_the_earlier_handlers(self, tmp_path: Path) -> None:
