@@ -48,7 +48,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 import aiolog
 
-from .conftest import LOOPS, run_script
+from .conftest import LOOPS, lines, run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -831,3 +831,53 @@ def test_a_chunk_given_up_twice_counts_its_written_lines_once() -> None:
     notice = Chunk(["dropped 3\n", "aaaa\n", "bbbb\n"], 2, None, [], str.encode)
     notice.offset = len("dropped 3\naaaa\n")
     assert notice.cut_after_started_line() == (1, 1) and notice.done and notice.count == 0
+
+
+def test_a_write_that_failed_before_a_close_does_not_make_the_close_give_up(
+        tmp_path: Path) -> None:
+    """A write that fails on a full disk while the owner still waits patiently, with space
+    coming back and close() asked for before the owner looks at the failure, gives nothing up:
+    the close writes every record (the machine lost a thread's records at its teardown)."""
+    proc = run_script(tmp_path, """
+        import logging, resource, signal, threading, time
+        from aiolog._writer import Writer
+        from aiolog.sinks import FileSink
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        third = threading.Event()
+
+        class Origin:  # the handler a line comes from
+            def handleError(self, record):
+                pass
+            def line(self, record):
+                return record.getMessage() + "\\n"
+
+        class Sink(FileSink):
+            '''A real file on a full disk. Its third failed write is held on its way out until
+            close() has asked the owner to stop: the order in which the machine's teardown
+            (space back, then close) met a try that had failed a moment before.'''
+            failures = 0
+
+            def write(self, chunk, *, rotate=True):
+                try:
+                    return super().write(chunk, rotate=rotate)
+                except OSError:
+                    self.failures += 1
+                    if self.failures == 3:
+                        third.set()
+                        while not writer.owner.stopping:
+                            time.sleep(0.001)
+                    raise
+
+        writer = Writer(Sink("app.log"), max_queue=1000, overflow="block")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, hard))  # a short write, mid-line
+        for i in range(100):
+            writer.submit((Origin(), f"record {i}\\n"))
+        assert third.wait(60), "the disk never failed three times"
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space comes back
+        writer.close()
+        print(writer.stats())
+    """)
+    assert lines(tmp_path / "app.log") == [f"record {i}" for i in range(100)], proc.stdout
+    assert "'written': 100" in proc.stdout and "'errors': 0" in proc.stdout, proc.stdout
