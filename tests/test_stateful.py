@@ -555,8 +555,13 @@ class WriterMachine(RuleBasedStateMachine):
 
         global FOREIGN_STEPS
         if FOREIGN_STEPS is None:  # the changing syscalls of a size rotation, numbered
-            FOREIGN_STEPS = _points(_steps(Path(self.dir + "-steps"), "size", "renameat2"))
-            shutil.rmtree(self.dir + "-steps", ignore_errors=True)
+            # In a directory of its own: _steps writes its trace beside the set it is given,
+            # and two machines at once (two CI jobs) overwrote each other's /tmp/size.trace.
+            listing = tempfile.mkdtemp(prefix="aiolog-stateful-steps-")
+            try:
+                FOREIGN_STEPS = _points(_steps(Path(listing, "set"), "size", "renameat2"))
+            finally:
+                shutil.rmtree(listing, ignore_errors=True)
         name, when, _ = FOREIGN_STEPS[step % len(FOREIGN_STEPS)]
         action = f"delay_enter={int(FREEZE * 1e6)}" if freeze else "signal=KILL"
         tag = f"T{9000 + self.foreign}"  # a producer of its own, in the machine's line format
