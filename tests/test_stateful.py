@@ -203,8 +203,8 @@ class WriterMachine(RuleBasedStateMachine):
         doubled = {seq: where for seq, where in places.items() if len(where) > 1}
         extra = sorted(seq for seq in places if seq >= count)
         backwards = [(a, b) for a, b in zip(order, order[1:]) if b <= a]
-        around = sorted({n for seq in missing[:3] + list(doubled)[:3] + [b for _, b in backwards[:3]]
-                         for n in range(seq - 2, seq + 3) if n in places})
+        odd = missing[:3] + list(doubled)[:3] + [b for _, b in backwards[:3]]
+        around = sorted({n for seq in odd for n in range(seq - 2, seq + 3) if n in places})
         return "\n".join([
             f"{producer}: {count} logged, {len(order)} on disk; missing {_ranges(missing)}; "
             f"doubled {dict(list(doubled.items())[:10])}; beyond the count {extra[:10]}; "
