@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -214,6 +215,32 @@ class WriterMachine(RuleBasedStateMachine):
             f"  writer now: {self.writer_state() if self.handler is not None else None}",
             "  steps:", *(f"    {step}" for step in self.history)])
 
+    def join(self, thread: threading.Thread) -> None:
+        """Wait for a producer thread as long as it or the writer makes progress; fail (and say
+        where each hangs) after WAIT without any. A slow run is not a hang: one record per file
+        with every backup kept renames every backup per record, and under load took longer
+        than a fixed WAIT."""
+        last, since = None, time.monotonic()
+        while thread.is_alive():
+            thread.join(0.5)
+            stats = self.handler.stats() if self.handler is not None else {}
+            progress = (self.sent.get(thread.name), stats.get("written"), stats.get("rotations"),
+                        stats.get("errors"))
+            if progress != last:
+                last, since = progress, time.monotonic()
+                faulthandler.dump_traceback_later(STEP_LIMIT, exit=True)  # the step goes on
+            assert time.monotonic() - since < WAIT, self.hangs(thread)
+
+    def hangs(self, thread: threading.Thread) -> str:
+        """Where ``thread`` (and the writer's owner) hang, the writer's state, the steps."""
+        frames = sys._current_frames()
+        stacks = [f"  {t.name}:\n" + "".join(traceback.format_stack(frames[t.ident]))
+                  for t in threading.enumerate()
+                  if t.ident in frames and (t is thread or t.name.startswith("aiolog-"))]
+        return "\n".join([f"{thread.name} hangs in a log or flush call", *stacks,
+                          f"  writer now: {self.writer_state() if self.handler else None}",
+                          "  steps:", *(f"    {step}" for step in self.history)])
+
     def alive(self) -> list[threading.Thread]:
         return [t for t in self.threads if t.is_alive()]
 
@@ -301,8 +328,7 @@ class WriterMachine(RuleBasedStateMachine):
     def join_threads(self) -> None:
         self.note_step()
         for thread in self.threads:
-            thread.join(WAIT)
-            assert not thread.is_alive(), f"{thread.name} hangs in a log or flush call"
+            self.join(thread)
         self.joined = len(self.threads)
 
     @rule()
@@ -617,8 +643,7 @@ class WriterMachine(RuleBasedStateMachine):
         self.limited = False
         try:
             for thread in self.threads:
-                thread.join(WAIT)
-                assert not thread.is_alive(), f"{thread.name} hangs in a log or flush call"
+                self.join(thread)
             if self.handler is None:
                 return
             if self.give_up_forced:
