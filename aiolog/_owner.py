@@ -247,10 +247,11 @@ class ChunkOwner:
         """Write the chunk in hand, then every queued chunk, until the queue is empty.
 
         Impatient (a stopping writer, or a caller writing itself) gives up a chunk after a few
-        failed tries and counts it, and what is queued behind it, as errors; returns True then.
+        tries that failed since it became impatient, and counts it, and what is queued behind
+        it, as errors; returns True then.
         """
         delay = _RETRY_FIRST
-        failures = 0
+        failures = 0  # tries failed since we became impatient
         rotate = True
         while True:
             chunk = self._chunk
@@ -260,16 +261,24 @@ class ChunkOwner:
                     return False
                 self.progress.notify()  # room in the queue
             rotations = self.sink.rotations
+            # Looked at before the try: only tries begun impatient count toward giving up. A
+            # try the patient owner began on a full disk may fail just as space comes back and
+            # close() asks it to stop; counting it with the patient failures before it gave up
+            # at once what the disk would now take (the stateful machine lost records so).
+            impatient = not patient or self.stopping
             self._write_since = time.monotonic()
             try:
                 complete = self.sink.write(chunk, rotate=rotate)
             except Exception:
                 self._write_since = 0.0
-                failures += 1
                 self._report_failure(chunk)  # inside except: handleError() shows the error
-                if (not patient or self.stopping) and failures >= _ATTEMPTS_WHEN_IMPATIENT:
-                    self._give_up()
-                    return True
+                if impatient:
+                    failures += 1
+                    if failures >= _ATTEMPTS_WHEN_IMPATIENT:
+                        self._give_up()
+                        return True
+                    if failures == 1:  # a stopping owner's tries come as soon as a caller's
+                        delay = _RETRY_FIRST
                 self._pause(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 import aiolog
 
-from .conftest import LOOPS, run_script
+from .conftest import LOOPS, lines, run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +80,17 @@ FOREIGN_STEPS: list[tuple[str, int, str]] | None = None
 # "<producer> <seq> <padding length> <padding>": a torn or glued line cannot parse.
 LINE = re.compile(r"(M|R|[TC]\d+) (\d+) (\d+) (x*)")  # R: through the root logger; C: a child process
 PAD = st.integers(0, 300)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``"3-5, 9"``: a lost chunk is one range, not a page of numbers."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans) or "none"
 
 
 def read_records(path: str) -> tuple[dict[str, list[int]], list[tuple[str, int, int]]]:
@@ -134,6 +146,8 @@ class WriterMachine(RuleBasedStateMachine):
         self.foreign = 0  # rotators in other processes that died or froze (issue 16)
         self.foreign_files = 0  # files their rotations added to the set
         self.foreign_sent: dict[str, int] = {}  # their records on disk, checked apart from ours
+        self.history: list[str] = []  # the steps run, for a failure that does not replay
+        self.born = time.monotonic()
         faulthandler.dump_traceback_later(STEP_LIMIT, exit=True)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -154,6 +168,78 @@ class WriterMachine(RuleBasedStateMachine):
             seq = self.sent.get(producer, 0)
             self.logger.info("%s %d %d %s", producer, seq, pad, "x" * pad)
             self.sent[producer] = seq + 1
+
+    def note_step(self) -> None:
+        """Remember the rule that runs now, with its arguments and the writer's state: a
+        failure that depends on timing does not replay, and then this history is all we have."""
+        frame = sys._getframe(1)
+        args = {k: v for k, v in frame.f_locals.items() if k != "self"}
+        state = self.writer_state() if self.handler is not None else ""
+        self.history.append(f"{time.monotonic() - self.born:7.3f}s {frame.f_code.co_name}"
+                            f"({', '.join(f'{k}={v!r}' for k, v in args.items())}) {state}")
+
+    def writer_state(self) -> str:
+        assert self.handler is not None
+        writer = self.handler._writer
+        owner = writer.owner
+        return (f"[sent={dict(self.sent)} stats={writer.stats()} users={writer.users} "
+                f"closed={writer.closed} stopping={owner.stopping} stopped={owner.stopped} "
+                f"failing={owner.failing} stalled={owner._stalled} limited={self.limited} "
+                f"alive={[t.name for t in self.alive()]}]")
+
+    def diagnose(self, producer: str, count: int) -> str:
+        """What happened to ``producer``'s records: which are missing, doubled or out of
+        order, and in which file each one went; then the writer's state and the steps."""
+        places: dict[int, list[str]] = {}
+        order: list[int] = []
+        seen, files = read_records(self.path)
+        directory = os.path.dirname(self.path)
+        for name, _, _ in files:
+            for number, line in enumerate(Path(directory, name).read_text().splitlines()):
+                match = LINE.fullmatch(line)
+                if match and match[1] == producer:
+                    places.setdefault(int(match[2]), []).append(f"{name}:{number + 1}")
+                    order.append(int(match[2]))
+        missing = [seq for seq in range(count) if seq not in places]
+        doubled = {seq: where for seq, where in places.items() if len(where) > 1}
+        extra = sorted(seq for seq in places if seq >= count)
+        backwards = [(a, b) for a, b in zip(order, order[1:]) if b <= a]
+        odd = missing[:3] + list(doubled)[:3] + [b for _, b in backwards[:3]]
+        around = sorted({n for seq in odd for n in range(seq - 2, seq + 3) if n in places})
+        return "\n".join([
+            f"{producer}: {count} logged, {len(order)} on disk; missing {_ranges(missing)}; "
+            f"doubled {dict(list(doubled.items())[:10])}; beyond the count {extra[:10]}; "
+            f"out of order at {backwards[:10]}",
+            f"  around them: {[(seq, places[seq]) for seq in around]}",
+            f"  files: {files}",
+            f"  writer now: {self.writer_state() if self.handler is not None else None}",
+            "  steps:", *(f"    {step}" for step in self.history)])
+
+    def join(self, thread: threading.Thread) -> None:
+        """Wait for a producer thread as long as it or the writer makes progress; fail (and say
+        where each hangs) after WAIT without any. A slow run is not a hang: one record per file
+        with every backup kept renames every backup per record, and under load took longer
+        than a fixed WAIT."""
+        last, since = None, time.monotonic()
+        while thread.is_alive():
+            thread.join(0.5)
+            stats = self.handler.stats() if self.handler is not None else {}
+            progress = (self.sent.get(thread.name), stats.get("written"), stats.get("rotations"),
+                        stats.get("errors"))
+            if progress != last:
+                last, since = progress, time.monotonic()
+                faulthandler.dump_traceback_later(STEP_LIMIT, exit=True)  # the step goes on
+            assert time.monotonic() - since < WAIT, self.hangs(thread)
+
+    def hangs(self, thread: threading.Thread) -> str:
+        """Where ``thread`` (and the writer's owner) hang, the writer's state, the steps."""
+        frames = sys._current_frames()
+        stacks = [f"  {t.name}:\n" + "".join(traceback.format_stack(frames[t.ident]))
+                  for t in threading.enumerate()
+                  if t.ident in frames and (t is thread or t.name.startswith("aiolog-"))]
+        return "\n".join([f"{thread.name} hangs in a log or flush call", *stacks,
+                          f"  writer now: {self.writer_state() if self.handler else None}",
+                          "  steps:", *(f"    {step}" for step in self.history)])
 
     def alive(self) -> list[threading.Thread]:
         return [t for t in self.threads if t.is_alive()]
@@ -178,8 +264,7 @@ class WriterMachine(RuleBasedStateMachine):
         for producer in self.foreign_sent:  # another process's, checked in foreign_rotator
             seen.pop(producer, None)
         for producer, count in self.sent.items():
-            assert seen.get(producer, []) == list(range(count)), (
-                f"{producer}: lost, duplicated or out of order")
+            assert seen.get(producer, []) == list(range(count)), self.diagnose(producer, count)
         assert set(seen) <= set(self.sent)
 
     def at_rest(self) -> bool:
@@ -192,6 +277,7 @@ class WriterMachine(RuleBasedStateMachine):
     @initialize(max_bytes=st.integers(150, 4000), max_queue=st.integers(2, 64),
                 kind=st.sampled_from(sorted(LOOPS)))
     def start(self, max_bytes: int, max_queue: int, kind: str) -> None:
+        self.note_step()
         self.max_bytes = max_bytes
         self.handler = aiolog.AsyncFileHandler(self.path, max_bytes=max_bytes,
                                                max_queue=max_queue, overflow="block",
@@ -203,6 +289,7 @@ class WriterMachine(RuleBasedStateMachine):
     @rule(n=st.integers(1, 60), pad=PAD, every=st.integers(0, 7))
     def log_on_the_loop(self, n: int, pad: int, every: int) -> None:
         """Records from a coroutine, yielding to the loop every ``every`` records."""
+        self.note_step()
         async def produce() -> None:
             for i in range(n):
                 self.log("M", 1, pad)
@@ -213,12 +300,14 @@ class WriterMachine(RuleBasedStateMachine):
 
     @rule(n=st.integers(1, 60), pad=PAD)
     def log_without_a_loop(self, n: int, pad: int) -> None:
+        self.note_step()
         self.log("M", self.few(n), pad)
 
     @precondition(lambda self: len(self.unjoined()) < 3)
     @rule(n=st.integers(1, 300), pad=PAD, flush_every=st.integers(0, 100))
     def start_a_thread(self, n: int, pad: int, flush_every: int) -> None:
         """A thread logging ``n`` records, calling ``flush_sync()`` every ``flush_every``."""
+        self.note_step()
         producer = f"T{len(self.threads)}"
         n = self.few(n)
 
@@ -237,14 +326,15 @@ class WriterMachine(RuleBasedStateMachine):
 
     @rule()
     def join_threads(self) -> None:
+        self.note_step()
         for thread in self.threads:
-            thread.join(WAIT)
-            assert not thread.is_alive(), f"{thread.name} hangs in a log or flush call"
+            self.join(thread)
         self.joined = len(self.threads)
 
     @rule()
     def flush_on_the_loop(self) -> None:
         """``await aiolog.flush()`` returns (bounded), and with a healthy disk all is written."""
+        self.note_step()
         at_rest = self.at_rest()
         self.run(aiolog.flush())
         if at_rest:
@@ -252,6 +342,7 @@ class WriterMachine(RuleBasedStateMachine):
 
     @rule()
     def flush_sync(self) -> None:
+        self.note_step()
         at_rest = self.at_rest()
         aiolog.flush_sync()
         if at_rest:
@@ -263,6 +354,7 @@ class WriterMachine(RuleBasedStateMachine):
                                          waiting_flush: bool) -> None:
         """Records logged by callbacks, the loop stopped and closed at once (the chunk still in
         flight, maybe a ``flush()`` still waiting on it), then a new loop."""
+        self.note_step()
         loop = self.loop
         assert loop is not None
         if waiting_flush:
@@ -278,6 +370,7 @@ class WriterMachine(RuleBasedStateMachine):
           flush=st.booleans())
     def asyncio_runner(self, kind: str, n: int, pad: int, flush: bool) -> None:
         """``asyncio.run()`` (as a Runner on the chosen loop) logging, maybe flushing, ending."""
+        self.note_step()
         n = self.few(n)
         at_rest = self.at_rest()
 
@@ -305,6 +398,7 @@ class WriterMachine(RuleBasedStateMachine):
     @rule(extra=st.integers(0, 600))
     def disk_fills_up(self, extra: int) -> None:
         """Writes past ``extra`` more bytes in the current file go short, then fail (EFBIG)."""
+        self.note_step()
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
@@ -320,6 +414,7 @@ class WriterMachine(RuleBasedStateMachine):
     def disk_fills_up_mid_burst(self, extra: int, pad: int) -> None:
         """The limit falls inside a burst of records: a write returns short, mid-line; we wait
         (bounded) until a file was cut at the limit, so the next steps run with a torn tail."""
+        self.note_step()
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
@@ -357,6 +452,7 @@ class WriterMachine(RuleBasedStateMachine):
         """``asyncio.run(aiolog.configure(this file))`` from one or two threads at once: the
         root logger ends with exactly one aiolog handler, sharing this file's writer, and
         producer C's records logged through it are on disk once, in order (final check)."""
+        self.note_step()
         errors: list[BaseException] = []
         barrier = threading.Barrier(threads)
 
@@ -389,6 +485,7 @@ class WriterMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.limited)
     @rule()
     def space_comes_back(self) -> None:
+        self.note_step()
         with open(self.path, "rb") as current:
             if current.seek(0, os.SEEK_END):
                 current.seek(-1, os.SEEK_END)
@@ -401,6 +498,7 @@ class WriterMachine(RuleBasedStateMachine):
     @rule()
     def shutdown(self) -> None:
         """``aiolog.shutdown()`` drains; records logged after it are written synchronously."""
+        self.note_step()
         if self.limited:
             self.give_up_forced = True  # shutdown gives up on a failing disk, by design
         drained = not self.limited and not self.give_up_forced and not self.alive()
@@ -420,6 +518,7 @@ class WriterMachine(RuleBasedStateMachine):
         mount or a full pipe would keep it) while the loop logs past max_queue: every log call
         returns (a frozen one ends the run through faulthandler), then the sink resumes and
         everything is written once."""
+        self.note_step()
         assert self.handler is not None
         at_rest = self.at_rest()
         blocker = open(self.path, "ab")  # noqa: SIM115 (closed below, with its flock)
@@ -445,6 +544,7 @@ class WriterMachine(RuleBasedStateMachine):
     def child_logs_and_returns(self, n: int, pad: int) -> None:
         """A forked multiprocessing child logs and its target returns (multiprocessing then
         ends it with os._exit()): its records are on disk once it has exited."""
+        self.note_step()
         producer = f"C{sum(name.startswith('C') for name in self.sent)}"
         child = multiprocessing.get_context("fork").Process(target=self.log,
                                                             args=(producer, n, pad))
@@ -455,7 +555,7 @@ class WriterMachine(RuleBasedStateMachine):
         EXERCISED["children that logged and returned"] += 1
         aiolog.flush_sync()  # ours: a rotation of ours would rename files under the reading
         seen, _ = read_records(self.path)
-        assert seen.get(producer, []) == list(range(n)), f"{producer}: lost at its exit"
+        assert seen.get(producer, []) == list(range(n)), self.diagnose(producer, n)
 
     # -- issue 16: another process rotating the same file dies or freezes at a random step -----
 
@@ -464,6 +564,7 @@ class WriterMachine(RuleBasedStateMachine):
     @rule(step=st.integers(0, 10_000))
     def a_rotator_dies(self, step: int) -> None:
         """A process rotating our file is SIGKILLed at a random syscall of its rotation."""
+        self.note_step()
         self.foreign_rotator(step, freeze=False)
 
     @precondition(lambda self: STRACE is not None and self.clean and not self.limited
@@ -472,6 +573,7 @@ class WriterMachine(RuleBasedStateMachine):
     def a_rotator_freezes(self, step: int, n: int) -> None:
         """A process rotating our file freezes at a random syscall of its rotation for longer
         than lock_timeout, while we log ``n`` records (and break its lock to rotate)."""
+        self.note_step()
         self.foreign_rotator(step, freeze=True, n=n)
 
     def foreign_rotator(self, step: int, *, freeze: bool, n: int = 0) -> None:
@@ -479,8 +581,13 @@ class WriterMachine(RuleBasedStateMachine):
 
         global FOREIGN_STEPS
         if FOREIGN_STEPS is None:  # the changing syscalls of a size rotation, numbered
-            FOREIGN_STEPS = _points(_steps(Path(self.dir + "-steps"), "size", "renameat2"))
-            shutil.rmtree(self.dir + "-steps", ignore_errors=True)
+            # In a directory of its own: _steps writes its trace beside the set it is given,
+            # and two machines at once (two CI jobs) overwrote each other's /tmp/size.trace.
+            listing = tempfile.mkdtemp(prefix="aiolog-stateful-steps-")
+            try:
+                FOREIGN_STEPS = _points(_steps(Path(listing, "set"), "size", "renameat2"))
+            finally:
+                shutil.rmtree(listing, ignore_errors=True)
         name, when, _ = FOREIGN_STEPS[step % len(FOREIGN_STEPS)]
         action = f"delay_enter={int(FREEZE * 1e6)}" if freeze else "signal=KILL"
         tag = f"T{9000 + self.foreign}"  # a producer of its own, in the machine's line format
@@ -531,12 +638,12 @@ class WriterMachine(RuleBasedStateMachine):
         assert not self.loop_errors, self.loop_errors
 
     def teardown(self) -> None:
+        self.note_step()
         resource.setrlimit(resource.RLIMIT_FSIZE, self.fsize)
         self.limited = False
         try:
             for thread in self.threads:
-                thread.join(WAIT)
-                assert not thread.is_alive(), f"{thread.name} hangs in a log or flush call"
+                self.join(thread)
             if self.handler is None:
                 return
             if self.give_up_forced:
@@ -576,13 +683,13 @@ class WriterMachine(RuleBasedStateMachine):
         if not self.give_up_forced:
             for producer, count in self.sent.items():
                 assert seen.get(producer, []) == list(range(count)), (
-                    f"{producer}: lost, duplicated or out of order")
+                    self.diagnose(producer, count))
             assert stats["errors"] == 0, stats
             assert stats["written"] == total, (stats, total)
         else:
             # Records given up while the disk failed are lost and counted; the rest exactly once.
             for producer, seqs in seen.items():
-                assert seqs == sorted(set(seqs)), f"{producer}: duplicated or out of order"
+                assert seqs == sorted(set(seqs)), self.diagnose(producer, self.sent[producer])
             assert stats["written"] + stats["errors"] == total, (stats, total)
         assert stats["written"] == on_disk, (stats, on_disk)
         assert stats["queued"] == 0 and stats["dropped"] == 0, stats
@@ -754,3 +861,53 @@ def test_a_chunk_given_up_twice_counts_its_written_lines_once() -> None:
     notice = Chunk(["dropped 3\n", "aaaa\n", "bbbb\n"], 2, None, [], str.encode)
     notice.offset = len("dropped 3\naaaa\n")
     assert notice.cut_after_started_line() == (1, 1) and notice.done and notice.count == 0
+
+
+def test_a_write_that_failed_before_a_close_does_not_make_the_close_give_up(
+        tmp_path: Path) -> None:
+    """A write that fails on a full disk while the owner still waits patiently, with space
+    coming back and close() asked for before the owner looks at the failure, gives nothing up:
+    the close writes every record (the machine lost a thread's records at its teardown)."""
+    proc = run_script(tmp_path, """
+        import logging, resource, signal, threading, time
+        from aiolog._writer import Writer
+        from aiolog.sinks import FileSink
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        third = threading.Event()
+
+        class Origin:  # the handler a line comes from
+            def handleError(self, record):
+                pass
+            def line(self, record):
+                return record.getMessage() + "\\n"
+
+        class Sink(FileSink):
+            '''A real file on a full disk. Its third failed write is held on its way out until
+            close() has asked the owner to stop: the order in which the machine's teardown
+            (space back, then close) met a try that had failed a moment before.'''
+            failures = 0
+
+            def write(self, chunk, *, rotate=True):
+                try:
+                    return super().write(chunk, rotate=rotate)
+                except OSError:
+                    self.failures += 1
+                    if self.failures == 3:
+                        third.set()
+                        while not writer.owner.stopping:
+                            time.sleep(0.001)
+                    raise
+
+        writer = Writer(Sink("app.log"), max_queue=1000, overflow="block")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, hard))  # a short write, mid-line
+        for i in range(100):
+            writer.submit((Origin(), f"record {i}\\n"))
+        assert third.wait(60), "the disk never failed three times"
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space comes back
+        writer.close()
+        print(writer.stats())
+    """)
+    assert lines(tmp_path / "app.log") == [f"record {i}" for i in range(100)], proc.stdout
+    assert "'written': 100" in proc.stdout and "'errors': 0" in proc.stdout, proc.stdout
