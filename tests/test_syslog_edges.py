@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 import uuid
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 
 import aiolog
+
+from .rsyslogd import Rsyslogd
+from .test_syslog import _marker, daemon_only, rsyslogd  # noqa: F401 (the fixture)
 
 _HEADER = re.compile(rb"(\d+) (\w+) (\d+)[ \n]")
 
@@ -34,11 +38,11 @@ def _frame(txnr: int, command: bytes, data: bytes = b"") -> bytes:
 
 class _RelpServer:
     """A RELP server that answers ``open`` with ``open_answer`` and each ``syslog`` command
-    with ``answer``; after ``serverclose_after`` messages in each of the first sessions it
+    with ``answer`` (None: never); after ``serverclose_after`` messages in each of the first sessions it
     sends the ``serverclose`` hint and hangs up. It keeps every message it answered 200."""
 
     def __init__(self, *, open_answer: bytes = b"200 OK\nrelp_version=0\ncommands=syslog",
-                 answer: bytes = b"200 OK", serverclose_after: int = 0) -> None:
+                 answer: bytes | None = b"200 OK", serverclose_after: int = 0) -> None:
         self.open_answer, self.answer = open_answer, answer
         self.serverclose_after = serverclose_after
         self.received: list[bytes] = []
@@ -77,6 +81,8 @@ class _RelpServer:
                     if command == b"open":
                         conn.sendall(_frame(txnr, b"rsp", self.open_answer))
                     elif command == b"syslog":
+                        if self.answer is None:
+                            continue
                         conn.sendall(_frame(txnr, b"rsp", self.answer))
                         if self.answer.startswith(b"200"):
                             self.received.append(body)
@@ -171,7 +177,6 @@ handler.close()
 stats = handler.stats()
 print("STATS", stats["written"], stats["errors"], stats["dropped"])
 """)
-    import subprocess
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
     written, errors, dropped = map(int, proc.stdout.split("STATS")[1].split())
@@ -208,3 +213,68 @@ def test_unix_datagram_larger_than_the_socket_takes_is_cut(tmp_path: Path) -> No
         handler.close()
     assert b"big yyy" in first and second.endswith(b"after")
     assert handler.stats()["truncated"] == 1 and handler.stats()["errors"] == 0
+
+
+@daemon_only
+def test_relp_two_threads_keep_their_order_across_a_restart(rsyslogd: Rsyslogd) -> None:
+    """Two threads logging at once over RELP into rsyslogd, which is stopped and started again
+    in the middle: every record of each arrives, and each thread's records first arrive in the
+    order it logged them."""
+    marker = _marker()
+    handler = aiolog.AsyncSyslogHandler(rsyslogd.address("relp"), transport="relp",
+                                        delivery_timeout=30.0)
+    logger = _logger(handler)
+    count = 4000
+    halfway = threading.Barrier(3)
+
+    def produce(name: str) -> None:
+        for i in range(count):
+            if i == count // 2:
+                halfway.wait()  # the collector is stopped while both are mid-stream
+                halfway.wait()
+            logger.info("record %s%s=%d", marker, name, i)
+
+    threads = [threading.Thread(target=produce, args=(name,)) for name in "ab"]
+    for thread in threads:
+        thread.start()
+    halfway.wait()
+    rsyslogd.stop()
+    restart = threading.Timer(1.0, rsyslogd.start)
+    restart.start()
+    halfway.wait()
+    for thread in threads:
+        thread.join()
+    restart.join()
+    handler.flush()
+    handler.close()
+    for name in "ab":
+        found = rsyslogd.wait_for("relp", marker + name, count)
+        first: dict[int, int] = {}
+        for position, i in enumerate(found):
+            first.setdefault(i, position)
+        assert sorted(first) == list(range(count))
+        assert sorted(first, key=first.__getitem__) == list(range(count))
+
+
+@pytest.mark.parametrize("transport", ["tcp", "relp"])
+def test_exit_with_the_collector_down_reports_what_it_gave_up(tmp_path: Path,
+                                                              transport: str) -> None:
+    """A process that exits (no close) while its collector is down waits at most about
+    ``delivery_timeout``, then reports on stderr how many records were not delivered."""
+    script = tmp_path / "exit_down.py"
+    script.write_text(f"""
+import logging, socket, aiolog
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]  # closed again: nobody listens there
+handler = aiolog.AsyncSyslogHandler(("127.0.0.1", port), transport={transport!r},
+                                    delivery_timeout=0.5)
+logger = logging.getLogger("x"); logger.propagate = False; logger.setLevel(10)
+logger.addHandler(handler)
+for i in range(1000):
+    logger.info("record %d", i)
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert proc.returncode == 0, proc.stderr
+    assert f"gave up on 1000 records for {transport}://127.0.0.1" in proc.stderr, proc.stderr
