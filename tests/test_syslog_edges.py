@@ -278,3 +278,34 @@ for i in range(1000):
                           timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert proc.returncode == 0, proc.stderr
     assert f"gave up on 1000 records for {transport}://127.0.0.1" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("sd_id", ["a" * 30 + "@32473", "a@b@32473"])
+def test_sd_id_that_is_not_an_sd_name_is_refused(sd_id: str) -> None:
+    """An SD-ID longer than 32 characters in all, or with a second ``@``, is not an RFC 5424
+    SD-NAME (a collector's parser would reject the message): the constructor refuses it."""
+    with pytest.raises(ValueError, match="sd_id must be NAME@ENTERPRISE-NUMBER"):
+        aiolog.AsyncSyslogHandler(("127.0.0.1", 514), sd_id=sd_id)
+
+
+def test_structured_data_escapes_hostile_names_and_values() -> None:
+    """``extra`` and context names that are no SD-NAMEs (space, ``=``, ``]``, ``"``,
+    non-ASCII, too long) become valid ones; values escape ``"``, ``\\`` and ``]``, so the
+    element parses as RFC 5424's grammar says, with every value intact."""
+    from aiolog._syslog_format import SyslogFormat
+
+    record = logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None)
+    fields = {'a b=c]"d': 'v]\\"\n', "\u043a\u043b\u044e\u0447": "\u00e9", "x" * 40: 2}
+    for key, value in fields.items():
+        setattr(record, key, value)
+    with aiolog.context(**{"ctx key": "q]"}):
+        text = SyslogFormat(hostname="h\u00f4st\tx", app_name="\u00e4pp\x00",
+                            msgid="m id").message(record, "text")
+    head, _, rest = text.partition(" [")
+    assert head.split(" ")[2:4] == ["h_st_x", "_pp_"] and head.endswith(" m_id")
+    element, _, msg = rest.rpartition("] ")
+    assert msg == "text"
+    param = r'([^= \]"]{1,32})="((?:[^"\\\]]|\\["\\\]])*)"'
+    assert re.fullmatch(r"aiolog@32473(?: " + param + ")+", element, re.S), element
+    values = [re.sub(r'\\(["\\\]])', r"\1", v) for _, v in re.findall(param, element, re.S)]
+    assert values == ["q]", 'v]\\"\n', "\u00e9", "2"]
