@@ -309,3 +309,23 @@ def test_structured_data_escapes_hostile_names_and_values() -> None:
     assert re.fullmatch(r"aiolog@32473(?: " + param + ")+", element, re.S), element
     values = [re.sub(r'\\(["\\\]])', r"\1", v) for _, v in re.findall(param, element, re.S)]
     assert values == ["q]", 'v]\\"\n', "\u00e9", "2"]
+
+
+@daemon_only
+@pytest.mark.parametrize("transport", ["tcp", "relp"])
+def test_record_over_max_size_arrives_cut_and_the_next_whole(rsyslogd: Rsyslogd,
+                                                              transport: str) -> None:
+    """A record far over ``max_size`` (rsyslog's 8k) reaches rsyslogd cut, as one message,
+    and the record after it arrives whole: the framing stays in step."""
+    marker = _marker()
+    handler = aiolog.AsyncSyslogHandler(rsyslogd.address(transport), transport=transport)
+    logger = _logger(handler)
+    logger.info("big %s=0 %s", marker, "\u00e9" * 20_000)
+    logger.info("small %s=1", marker)
+    handler.flush()
+    handler.close()
+    assert rsyslogd.wait_for(transport, marker, 2) == [0, 1]
+    text = rsyslogd.text(transport)
+    big = next(line for line in text.splitlines() if f"{marker}=0" in line)
+    assert 8000 < len(big.encode()) <= 8192 + 100 and big.endswith("\u00e9")
+    assert handler.stats()["truncated"] == 1
