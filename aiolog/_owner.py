@@ -346,6 +346,7 @@ class ChunkOwner:
         there is space again) finishes that line before anything else. Dropping it would
         glue the next record onto the fragment and tear a record that was written fine.
         """
+        errors_before = self.errors
         chunk: Chunk | None = self._chunk
         if chunk is not None and chunk.offset:
             whole, cut = chunk.cut_after_started_line()
@@ -362,6 +363,11 @@ class ChunkOwner:
             self._settle(chunk, ok=False)
             chunk = self._take()
         self.progress.notify()
+        # The failure's own report (once per burst, maybe long before) names the chunk in
+        # hand at most: say how many records this gives up in all.
+        if self.errors > errors_before:
+            report(f"aiolog: gave up on {self.errors - errors_before} records for {self.name}: "
+                   f"not written, counted in stats()['errors']", None)
 
     def _fail_chunk_in_hand(self, exc: Exception) -> None:
         """An unexpected error (a raising ``handleError``, a sink's bug): count the chunk in

@@ -29,7 +29,8 @@ MSGID_MAX: Final = 32
 _NOT_PRINTABLE: Final = re.compile(r"[^!-~]")
 # SD-NAME (an SD-ID's or a PARAM-NAME's): printable, without '=', SP, ']' and '"', at most 32.
 _NOT_SD_NAME: Final = re.compile(r'[^!-~]|[= \]"]')
-_SD_ID: Final = re.compile(r'[!-~]{1,32}@\d+(\.\d+)*')
+# An SD-ID of one's own is NAME@NUMBER, an SD-NAME itself: at most 32 in all, one '@'.
+_SD_ID: Final = re.compile(r'[!-?A-~]+@\d+(\.\d+)*')
 _SD_ESCAPE: Final = re.compile(r'(["\\\]])')
 _BOM: Final = "\ufeff"
 _UNSET: Final = object()
@@ -93,10 +94,11 @@ class SyslogFormat:
                  structured: bool = True, bom: bool = False) -> None:
         if rfc not in (5424, 3164):
             raise ValueError(f"rfc must be 5424 or 3164, not {rfc!r}")
-        if not isinstance(sd_id, str) or not _SD_ID.fullmatch(sd_id) or _NOT_SD_NAME.search(sd_id):
-            raise ValueError(f"sd_id must be NAME@ENTERPRISE-NUMBER (NAME printable ASCII "
-                             f"without '=', ' ', ']' or '\"'), such as {DEFAULT_SD_ID!r}, "
-                             f"not {sd_id!r}")
+        if (not isinstance(sd_id, str) or len(sd_id) > 32 or not _SD_ID.fullmatch(sd_id)
+                or _NOT_SD_NAME.search(sd_id)):
+            raise ValueError(f"sd_id must be NAME@ENTERPRISE-NUMBER, at most 32 characters in "
+                             f"all (NAME printable ASCII without '@', '=', ' ', ']' or '\"'), "
+                             f"such as {DEFAULT_SD_ID!r}, not {sd_id!r}")
         for name, value in (("structured", structured), ("bom", bom)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, not {value!r}")

@@ -131,18 +131,27 @@ def parse_syslog_url(url: object) -> dict[str, object]:
         raise TypeError(f"syslog must be a URL such as 'relp://loghost:2514', not {url!r}")
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
+    if parts.query or parts.fragment:  # nothing reads them: refuse rather than ignore
+        raise ValueError(f"Cannot parse syslog URL {url!r}: expected {scheme}://host:port "
+                         "(no query or fragment)")
     if scheme == "unix":
-        if not parts.path:
-            raise ValueError(f"Cannot parse syslog URL {url!r}: expected unix:///dev/log")
+        # "unix://dev/log" would read "dev" as a host and send to "/log": refuse it.
+        if not parts.path or parts.netloc:
+            raise ValueError(f"Cannot parse syslog URL {url!r}: expected unix:///dev/log "
+                             "(three slashes before an absolute path)")
         return {"address": parts.path, "transport": "unix"}
     if scheme not in DEFAULT_PORTS:
         raise ValueError(f"Cannot parse syslog URL {url!r}: the scheme must be one of "
                          "udp, tcp, tls, relp, unix (as in 'relp://loghost:2514')")
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
+        port = parts.port
     except ValueError:
-        raise ValueError(f"Cannot parse syslog URL {url!r}: bad port") from None
-    if not parts.hostname or parts.path not in ("", "/"):
+        port = 0
+    if port == 0:  # out of range, not a number, or 0 (which would silently become the default)
+        raise ValueError(f"Cannot parse syslog URL {url!r}: bad port (1..65535)")
+    if port is None:
+        port = DEFAULT_PORTS[scheme]
+    if not parts.hostname or parts.path not in ("", "/") or "@" in parts.netloc:
         raise ValueError(f"Cannot parse syslog URL {url!r}: expected {scheme}://host:port")
     options: dict[str, object] = {"address": (parts.hostname, port), "transport": scheme}
     if scheme == "tls":

@@ -43,7 +43,13 @@ _OFFERS: Final = (b"relp_version=0\nrelp_software=aiolog,0.1,https://pypi.org/pr
 
 
 class RelpError(ConnectionError):
-    """The server broke the protocol or refused the session: drop it and start over."""
+    """The server broke the protocol or ended the session: drop it and start over."""
+
+
+class RelpRefused(OSError):
+    """The server answered ``open`` with an error, or without the ``syslog`` command: its
+    configuration, not an outage. Not a ``ConnectionError``, so it is reported through
+    ``handleError`` at once (as a certificate that does not verify) instead of waited for."""
 
 
 class RelpSink(SyslogSink):
@@ -87,10 +93,11 @@ class RelpSink(SyslogSink):
                     break
             txnr, command, data = answers[0]
             if txnr != 1 or command != b"rsp" or not data.startswith(b"200"):
-                raise RelpError(f"{self.url} refused the RELP session: {data[:200]!r}")
+                raise RelpRefused(f"{self.url} refused the RELP session: {data[:200]!r}")
             offers = dict(line.partition(b"=")[::2] for line in data.split(b"\n")[1:])
             if b"syslog" not in offers.get(b"commands", b"").split(b","):
-                raise RelpError(f"{self.url} does not offer the RELP syslog command: {data!r}")
+                raise RelpRefused(f"{self.url} does not offer the RELP syslog command: "
+                                  f"{data[:200]!r}")
         except BaseException:
             _net.close_quietly(sock)
             raise

@@ -188,10 +188,7 @@ class SyslogSink:
         if len(data) <= self.max_size:
             return data
         self.truncated += 1
-        cut = self.max_size
-        while cut and data[cut] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
-            cut -= 1
-        return data[:cut]
+        return _cut(data, self.max_size)
 
     def _send(self, chunk: Chunk, deadline: float) -> None:
         """Send what is left of the chunk, advancing ``offset`` over every message sent."""
@@ -209,6 +206,16 @@ class SyslogSink:
                     except (BlockingIOError, InterruptedError):
                         if not _net.wait(sock, _net.WRITABLE, deadline):
                             return
+                    except OSError as exc:
+                        # A unix datagram socket takes no more than its send buffer in one
+                        # datagram, which may be less than max_size: sending it whole would
+                        # fail forever and hold up every record behind it. Cut it to fit.
+                        if exc.errno != errno.EMSGSIZE or len(messages[index]) < 2:
+                            raise
+                        if len(messages[index]) == len(chunk.lines[index].encode(
+                                "utf-8", "backslashreplace")):
+                            self.truncated += 1  # not cut to max_size already: count it once
+                        messages[index] = _cut(messages[index], len(messages[index]) // 2)
                 chunk.offset = ends[index]
             return
         if self._out is None:
@@ -229,3 +236,10 @@ class SyslogSink:
         left = len(chunk.lines) - bisect_right(chunk.ends(), chunk.offset)
         return (f"{left} syslog messages could not be delivered to {self.url} within "
                 f"delivery_timeout={self.delivery_timeout}s")
+
+
+def _cut(data: bytes, size: int) -> bytes:
+    """``data`` cut to at most ``size`` bytes, never inside a UTF-8 sequence."""
+    while size and data[size] & 0xC0 == 0x80:
+        size -= 1
+    return data[:size]
