@@ -436,6 +436,19 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+class _Known(dict[str, str]):
+    """str -> its JSON, for level and logger names; bounded."""
+
+    def __missing__(self, text: str) -> str:
+        if len(self) >= 1024:
+            self.clear()
+        encoded = self[text] = _encode_str(text)
+        return encoded
+
+
+_KNOWN: Final = _Known()
+
+
 class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None"]]):
     """The line for the common record, written without a dict or an encoder.
 
@@ -544,9 +557,18 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
                 values[key] = "time"
             else:
                 attribute = _ALIASES.get(name, name)
-                values[key] = value(f"attributes.get({attribute!r})")
+                if attribute in ("levelname", "name"):  # a handful of names: their JSON is kept
+                    lines += [f"        {attribute} = record.{attribute}",
+                              f"        {attribute} = known[{attribute}] if type({attribute}) is str"
+                              f" else scalar({attribute})",
+                              f"        if {attribute} is None:", "            return None"]
+                    values[key] = attribute
+                elif attribute in _INIT_NAMES and attribute.isidentifier():
+                    values[key] = value(f"record.{attribute}")  # none missing: try/except
+                else:
+                    values[key] = value(f"attributes.get({attribute!r})")
         # Static fields, then extra ones: first position, last value, the chosen fields win.
-        more = {k: None for k in formatter._static_free}
+        more: dict[str, str | None] = dict.fromkeys(formatter._static_free)
         for key in keys:
             if key not in reserved and key not in own:
                 more[key] = value(f"attributes[{key!r}]")
@@ -566,7 +588,7 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
             "replan": self.replan, "plans": self, "LogRecord": _LogRecord, "ACCESS": _ACCESS_LOGGERS,
             "OTEL": _OTEL_TRACE, "modules": _modules, "STRUCTLOG": _STRUCTLOG,
             "own_context": _own_context, "current": _context.current, "encode_str": _encode_str,
-            "scalar": _scalar}
+            "scalar": _scalar, "known": _KNOWN}
         exec("\n".join(lines), namespace)
         plan: Callable[..., str | None] = namespace["plan"]
         return plan
