@@ -234,9 +234,24 @@ class JsonFormatter(logging.Formatter):
         self._last: tuple[int, float, str] = (-1, -1.0, "")
         # to_dict may read formatTime's cache itself only if formatTime is this class's.
         self._time_cached = type(self).formatTime is JsonFormatter.formatTime
+        self._plans: _Plans | None = _Plans.build(self)
+        self._ready = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The line plans snapshot the options: an option set after construction (a public
+        # attribute: datefmt, utc, context...) makes new ones.
+        object.__setattr__(self, name, value)
+        if name[0] != "_" and self.__dict__.get("_ready"):
+            object.__setattr__(self, "_plans", _Plans.build(self))
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (without the newline)."""
+        plans = self._plans
+        if plans is not None:  # the common record: a plan writes the line, no dict, no encoder
+            attributes = record.__dict__
+            line = plans[len(attributes)](record, attributes)
+            if line is not None:
+                return line
         return self.encode(self.to_dict(record))
 
     def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
@@ -403,6 +418,180 @@ class JsonFormatter(logging.Formatter):
         data = {"time": _safe(lambda: self.formatTime(record)), "level": _safe(
             lambda: record.levelname), "logger": _safe(lambda: record.name), "message": message}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+_SIMPLE: Final = frozenset({str, int, float, bool, type(None)})
+_encode_str: Final[Callable[[str], str]] = json.encoder.encode_basestring
+
+
+def _scalar(value: Any) -> str | None:
+    """A value other than str and int as JSON, if it is a float, bool or None; else None."""
+    kind = type(value)
+    if kind is float:
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return None
+
+
+class _Known(dict[str, str]):
+    """str -> its JSON, for level and logger names; bounded."""
+
+    def __missing__(self, text: str) -> str:
+        if len(self) >= 1024:
+            self.clear()
+        encoded = self[text] = _encode_str(text)
+        return encoded
+
+
+_KNOWN: Final = _Known()
+
+
+class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None"]]):
+    """The line for the common record, written without a dict or an encoder.
+
+    ``JsonFormatter.format`` looks a plan up by the number of record attributes; a plan is
+    generated for one sequence of ``extra=`` keys (the attributes past LogRecord's own) and
+    checks that the record has them, else it finds or makes the plan for the record's keys.
+    A plan writes keys as constants and each value by its exact type (str, int, float, bool,
+    None) as the stdlib encoder writes it (orjson writes the same, a test compares them); any
+    other value, an exception or stack, a bound context, trace ids, a dict message or a
+    record of another class returns None: ``encode(to_dict(record))`` writes that line.
+    """
+
+    _MAX: Final = 256
+
+    def __init__(self, formatter: JsonFormatter) -> None:
+        super().__init__()
+        self.formatter = formatter
+        self.by_keys: dict[tuple[str, ...], Callable[..., str | None]] = {}
+        self.clock: list[tuple[float, float, float, str]] = [(0.0, 0.0, -1.0, "")]
+        ours = JsonFormatter
+        cls = type(formatter)
+        self.usable = (not formatter.rename_fields and formatter._skip_init
+                       and cls.to_dict is ours.to_dict and cls.encode is ours.encode
+                       and cls.formatTime is ours.formatTime
+                       and not {"to_dict", "encode", "formatTime"} & formatter.__dict__.keys()
+                       and all(type(v) in _SIMPLE for v in formatter._static_free.values()))
+
+    @classmethod
+    def build(cls, formatter: JsonFormatter) -> _Plans | None:
+        plans = cls(formatter)
+        return plans if plans.usable else None
+
+    def __missing__(self, size: int) -> Callable[[logging.LogRecord, dict[str, Any]], str | None]:
+        return self.replan
+
+    def replan(self, record: logging.LogRecord, attributes: dict[str, Any]) -> str | None:
+        """Find or make the plan for this record's extra keys, keep it for its size, use it."""
+        size = len(attributes)
+        if size < _INIT_ATTRIBUTES:
+            return None
+        keys = tuple(attributes)[_INIT_ATTRIBUTES:]
+        if not all(type(k) is str for k in keys):
+            return None
+        plan = self.by_keys.get(keys)
+        if plan is None:
+            if len(self.by_keys) >= self._MAX:  # generated keys: stay bounded
+                self.by_keys.clear()
+                self.clear()
+            plan = self.by_keys[keys] = self._compile(keys)
+        self[size] = plan
+        return plan(record, attributes)
+
+    def time(self, record: logging.LogRecord) -> str:
+        """formatTime's text as JSON, kept for the rest of its millisecond."""
+        formatter = self.formatter
+        text = _encode_str(formatter.formatTime(record, formatter.datefmt))
+        second = int(record.created)
+        if second >= 1 and not formatter.datefmt:  # past 1: int() is floor()
+            self.clock[0] = (float(second), float(second + 1), record.msecs, text)
+        return text
+
+    def _compile(self, keys: tuple[str, ...]) -> Callable[..., str | None]:
+        formatter = self.formatter
+        own, reserved = formatter._own_keys, formatter.reserved_attrs
+        lines = ["def plan(record, attributes):"]
+        if keys:  # the extra keys are the record's last ones, newest first
+            checks = " or ".join(f"next(newest) != {k!r}" for k in reversed(keys))
+            lines += ["    newest = reversed(attributes)",
+                      f"    if {checks}:", "        return replan(record, attributes)"]
+        lines += ["    if (type(record) is not LogRecord or record.exc_info or record.exc_text",
+                  "            or record.stack_info):", "        return None"]
+        if formatter.access_fields:
+            lines += ["    if record.name in ACCESS:", "        return None"]
+        if formatter.trace:
+            lines += ["    if 'trace_id' in attributes or OTEL in modules:", "        return None"]
+        if formatter.context:
+            lines += ["    if (own_context() if STRUCTLOG not in modules else current()):",
+                      "        return None"]
+        if formatter._needs_message:
+            lines += ["    msg = record.msg", "    if type(msg) is not str:", "        return None",
+                      "    args = record.args", "    message = msg % args if args else msg"]
+        if formatter._needs_time:
+            if formatter.datefmt:
+                lines.append("    time = plans.time(record)")
+            else:
+                lines += ["    clock = plans.clock[0]",
+                          "    if clock[2] == record.msecs and clock[0] <= record.created < clock[1]:",
+                          "        time = clock[3]", "    else:", "        time = plans.time(record)"]
+        lines.append("    try:")
+        parts: list[str] = []
+        values: dict[str, str | None] = {}  # output key -> expression of its JSON text
+
+        def value(source: str) -> str:
+            name = f"v{len(lines)}"
+            lines.extend([f"        {name} = {source}",
+                          f"        if type({name}) is str:", f"            {name} = encode_str({name})",
+                          f"        elif type({name}) is not int:",
+                          f"            {name} = scalar({name})",
+                          f"            if {name} is None:", "                return None"])
+            return name
+
+        for key, name in formatter._plan:
+            if name == "message":
+                values[key] = "encode_str(message)"
+            elif name in ("time", "asctime"):
+                values[key] = "time"
+            else:
+                attribute = _ALIASES.get(name, name)
+                if attribute in ("levelname", "name"):  # a handful of names: their JSON is kept
+                    lines += [f"        {attribute} = record.{attribute}",
+                              f"        {attribute} = known[{attribute}] if type({attribute}) is str"
+                              f" else scalar({attribute})",
+                              f"        if {attribute} is None:", "            return None"]
+                    values[key] = attribute
+                elif attribute in _INIT_NAMES and attribute.isidentifier():
+                    values[key] = value(f"record.{attribute}")  # none missing: try/except
+                else:
+                    values[key] = value(f"attributes.get({attribute!r})")
+        # Static fields, then extra ones: first position, last value, the chosen fields win.
+        more: dict[str, str | None] = dict.fromkeys(formatter._static_free)
+        for key in keys:
+            if key not in reserved and key not in own:
+                more[key] = value(f"attributes[{key!r}]")
+        for key, expression in {**values, **more}.items():
+            if expression is None:  # a static field's value, written once here
+                static = formatter._static_free[key]
+                text = _encode_str(static) if type(static) is str else (
+                    str(static) if type(static) is int else _scalar(static))
+                parts.append(f"{_encode_str(key)}:{text}".replace("{", "{{").replace("}", "}}"))
+            else:
+                parts.append(_encode_str(key).replace("{", "{{").replace("}", "}}")
+                             + f":{{{expression}}}")
+        # Keys and static values enter the source only through repr(), so any string is safe.
+        lines.append(f"        return f{'{{' + ','.join(parts) + '}}'!r}")
+        lines += ["    except Exception:", "        return None"]
+        namespace: dict[str, Any] = {
+            "replan": self.replan, "plans": self, "LogRecord": _LogRecord, "ACCESS": _ACCESS_LOGGERS,
+            "OTEL": _OTEL_TRACE, "modules": _modules, "STRUCTLOG": _STRUCTLOG,
+            "own_context": _own_context, "current": _context.current, "encode_str": _encode_str,
+            "scalar": _scalar, "known": _KNOWN}
+        exec("\n".join(lines), namespace)
+        plan: Callable[..., str | None] = namespace["plan"]
+        return plan
 
 
 def _compile_base(plan: list[tuple[str, str]]) -> Callable[[dict[str, Any], str, str],

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import decimal
 import logging
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import pytest
 
 import aiolog
 from aiolog._json import JsonFormatter
@@ -52,3 +55,77 @@ def test_the_fast_path_builds_the_general_paths_dict(
         fast = formatter.to_dict(copy.copy(record))
         general = formatter._to_dict_general(copy.copy(record))
     assert list(fast.items()) == list(general.items())
+
+
+class BrokenStr:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+KEYS = st.sampled_from(["time", "level", "message", "order", "user", "a-b", 'q"k', "é",
+                        "trace_id", "taskName", "status"])
+PLAIN = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.sampled_from([2**64, -(2**63) - 1, 10**30]),
+    st.floats(), st.sampled_from([1e-5, 1.5e-7, -0.0, 1e16, 5e-324, float("nan"), float("-inf")]),
+    st.text(alphabet=st.characters(), max_size=8),
+    st.sampled_from(["\ud800", "a\x00\x1f\\\"\u2028", "0.00001 e-5", "{x}"]))
+LEAVES = st.one_of(PLAIN, st.sampled_from([
+    dt.datetime(2026, 1, 2, 3, 4, 5), decimal.Decimal("9.90"), BrokenStr(),
+    type("S", (str,), {})("sub")]))
+LINE_VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=2)
+                           | st.dictionaries(st.text(max_size=2), inner, max_size=2), max_leaves=4)
+EXTRA_VALUES = st.one_of(PLAIN, PLAIN, PLAIN, LINE_VALUES)
+# Mostly the common record, so most examples take the fast line; the rest, the general path.
+RARELY = st.sampled_from([False, False, False, True])
+SIMPLE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4))
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=st.sampled_from([None, ["time", "level", "logger", "message", "process"],
+                               ["message", "order", "lineno", "taskName"], "%(asctime)s %(message)s"]),
+       extras=st.lists(st.dictionaries(KEYS, EXTRA_VALUES, max_size=4), min_size=1, max_size=3),
+       message=st.text(max_size=8), args=st.sampled_from([None, (1,), ("x", 2.5)]),
+       bound=st.one_of(st.just({}), st.just({}), st.dictionaries(st.sampled_from(["order", "user", "level"]),
+                                                    SIMPLE, max_size=2)),
+       static=st.one_of(st.dictionaries(KEYS, SIMPLE, max_size=2),
+                        st.just({"tags": [1.5e-7]})),
+       rename=st.sampled_from([{}, {}, {}, {"time": "@timestamp", "order": "o"}]),
+       encoder=st.sampled_from(["auto", "json"]), exc=RARELY, stack=RARELY, trace=RARELY,
+       datefmt=st.sampled_from([None, None, "%d/%m %H:%M:%S \"%%\""]),
+       name=st.sampled_from(["app", "app", "app", "uvicorn.access", "é\n"]))
+def test_the_line_equals_the_general_paths_encoded_dict(
+        fields: Any, extras: list[dict[str, Any]], message: str, args: tuple[Any, ...] | None,
+        bound: dict[str, Any], static: dict[str, Any], rename: dict[str, str], encoder: Any,
+        exc: bool, stack: bool, trace: bool, datefmt: str | None, name: str) -> None:
+    """For any record, ``format`` writes exactly ``encode(_to_dict_general(record))``, byte for
+    byte: odd strings, huge ints, tiny and non-finite floats, nested and unusual values, chosen,
+    renamed and static fields, bound context, exceptions, stacks, trace ids, both encoders."""
+    formatter = JsonFormatter(fields, datefmt, rename_fields=rename, static_fields=static,
+                              encoder=encoder)
+    if "%" not in message:
+        message += " %s" * len(args or ())
+    else:
+        args = None
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError("boom")
+        except ValueError as error:
+            exc_info = (ValueError, error, error.__traceback__)
+    # Several records through one formatter: the plan for one key set meets records of another.
+    for extra in extras:
+        record = logging.getLogger(name).makeRecord(
+            name, logging.INFO, __file__, 1, message, args, exc_info,
+            sinfo="Stack (most recent call last):\n  here" if stack else None,
+            extra={k: v for k, v in extra.items() if k not in ("message", "taskName")} or None)
+        if trace:
+            record.trace_id, record.span_id = "t" * 32, "s" * 16
+        context = {k: v for k, v in bound.items() if k not in aiolog._context.RECORD_ATTRIBUTES}
+        with aiolog.context(**context):
+            try:
+                expected = formatter.encode(formatter._to_dict_general(copy.copy(record)))
+            except Exception as error:  # e.g. an int too long for str(): format raises too
+                with pytest.raises(type(error)):
+                    formatter.format(copy.copy(record))
+                continue
+            assert formatter.format(copy.copy(record)) == expected
