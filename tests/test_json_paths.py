@@ -24,6 +24,13 @@ FIELD_LISTS = st.sampled_from([None, ["time", "level", "logger", "message", "pro
                                ["message", "order", "thread"], "%(asctime)s %(message)s"])
 
 
+def _exc_info() -> tuple[type[BaseException], BaseException, Any]:
+    """A real exception's exc_info, traceback included."""
+    try:
+        raise ValueError("boom")
+    except ValueError as error:
+        return (ValueError, error, error.__traceback__)
+
 @settings(max_examples=200, deadline=None)
 @given(fields=FIELD_LISTS, extra=st.dictionaries(NAMES, VALUES, max_size=4),
        bound=st.dictionaries(NAMES, VALUES, max_size=3),
@@ -39,12 +46,7 @@ def test_the_fast_path_builds_the_general_paths_dict(
                               reserved_attrs={"msg", "args"} if reserved else None)
     extra = {k: v for k, v in extra.items() if k not in ("message", "process")}
     message = "m" + " %s" * len(args or ())
-    exc_info = None
-    if exc:
-        try:
-            raise ValueError("boom")
-        except ValueError as error:
-            exc_info = (ValueError, error, error.__traceback__)
+    exc_info = _exc_info() if exc else None
     record = logging.getLogger("app").makeRecord("app", logging.INFO, __file__, 1, message,
                                                  args, exc_info, extra=extra or None)
     if trace:
@@ -106,12 +108,7 @@ def test_the_line_equals_the_general_paths_encoded_dict(
         message += " %s" * len(args or ())
     else:
         args = None
-    exc_info = None
-    if exc:
-        try:
-            raise ValueError("boom")
-        except ValueError as error:
-            exc_info = (ValueError, error, error.__traceback__)
+    exc_info = _exc_info() if exc else None
     # Several records through one formatter: the plan for one key set meets records of another.
     for extra in extras:
         record = logging.getLogger(name).makeRecord(

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,9 @@ import pytest
 import aiolog
 
 from .rsyslogd import Rsyslogd
-from .test_syslog import _marker, daemon_only, rsyslogd  # noqa: F401 (the fixture)
+from .test_syslog import _logger, _marker, daemon_only, rsyslogd  # noqa: F401 (the fixture)
 
 _HEADER = re.compile(rb"(\d+) (\w+) (\d+)[ \n]")
-
-
-def _logger(handler: logging.Handler) -> logging.Logger:
-    """A logger of its own that sends only to ``handler``."""
-    logger = logging.getLogger(f"syslogedge.{uuid.uuid4().hex[:8]}")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    return logger
 
 
 def _frame(txnr: int, command: bytes, data: bytes = b"") -> bytes:
