@@ -136,12 +136,16 @@ def lean_record(name: str, level: int, pathname: str, lineno: int, msg: object, 
 
 
 def _known() -> bool:
-    """Whether this Python's ``LogRecord.__init__`` sets exactly the attributes we set.
+    """Whether this Python's ``LogRecord.__init__`` sets exactly the attributes we set, as we do.
 
-    A Python whose records gained or reordered an attribute keeps the stdlib's factory.
+    A Python whose records gained or reordered an attribute keeps the stdlib's factory, and so
+    does one from before gh-89047 (the first 3.10 releases): its ``msecs`` keeps the fraction
+    of a millisecond, where ours, like every later Python's, is a whole number.
     """
     args: tuple[Any, ...] = ("n", logging.INFO, "/p/m.py", 1, "m", None, None, "f", None)
-    return list(_LogRecord(*args).__dict__) == list(lean_record(*args).__dict__)
+    stdlib = _LogRecord(*args)
+    return (list(stdlib.__dict__) == list(lean_record(*args).__dict__)
+            and stdlib.msecs == int(stdlib.msecs))
 
 
 KNOWN: Final = _known()

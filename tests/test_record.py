@@ -275,6 +275,18 @@ class TestInstalling:
         assert not _record.install()
         assert logging.getLogRecordFactory() is logging.LogRecord
 
+    def test_a_python_whose_msecs_keep_a_fraction_is_not_known(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Before gh-89047 (the first 3.10 releases) msecs kept the fraction of a millisecond:
+        the attributes have the same names there, but lean_record's msecs would differ."""
+        class BeforeGh89047(logging.LogRecord):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.msecs = (self.created - int(self.created)) * 1000 + 1e-6
+
+        monkeypatch.setattr(_record, "_LogRecord", BeforeGh89047)
+        assert not _record._known()
+
     def test_a_factory_installed_before_stays_and_one_installed_after_chains_to_ours(self) -> None:
         """OpenTelemetry's way (chain to the factory found) keeps working in both orders."""
         def chaining(old: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
