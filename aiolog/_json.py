@@ -456,9 +456,12 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
     generated for one sequence of ``extra=`` keys (the attributes past LogRecord's own) and
     checks that the record has them, else it finds or makes the plan for the record's keys.
     A plan writes keys as constants and each value by its exact type (str, int, float, bool,
-    None) as the stdlib encoder writes it (orjson writes the same, a test compares them); any
-    other value, an exception or stack, a bound context, trace ids, a dict message or a
-    record of another class returns None: ``encode(to_dict(record))`` writes that line.
+    None) as the stdlib encoder writes it (orjson writes the same, a test compares them). The
+    bound context's fields are written as one piece of JSON, made once per context dict (the
+    dict is replaced, never changed: see ``_context``). Any other value, a context field that
+    an extra or static field of the same name would move or override, an exception or stack,
+    trace ids, a dict message or a record of another class returns None:
+    ``encode(to_dict(record))`` writes that line.
     """
 
     _MAX: Final = 256
@@ -468,6 +471,9 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
         self.formatter = formatter
         self.by_keys: dict[tuple[str, ...], Callable[..., str | None]] = {}
         self.clock: list[tuple[float, float, float, str]] = [(0.0, 0.0, -1.0, "")]
+        # id(context dict) -> (the dict, its fields' JSON, their keys). The dict is kept: its
+        # id cannot be reused by another while its entry is here.
+        self.contexts: dict[int, tuple[Mapping[str, Any], str, frozenset[str]]] = {}
         ours = JsonFormatter
         cls = type(formatter)
         self.usable = (not formatter.rename_fields and formatter._skip_init
@@ -510,6 +516,46 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
             self.clock[0] = (float(second), float(second + 1), record.msecs, text)
         return text
 
+    def context(self, context: Mapping[str, Any]) -> tuple[Mapping[str, Any], str,
+                                                           frozenset[str]] | None:
+        """The bound fields' JSON, as to_dict writes them after the static fields, kept for
+        this dict; None where a plan cannot write them (a value of another type, a field a
+        static field of the same name would place)."""
+        own, static = self.formatter._own_keys, self.formatter._static_free
+        parts = []
+        for key, value in context.items():
+            if type(key) is not str or key in static:
+                return None
+            if key in own:  # the chosen fields win
+                continue
+            kind = type(value)
+            try:
+                text = (_encode_str(value) if kind is str else int.__repr__(value)
+                        if kind is int else _scalar(value))
+            except ValueError:  # an int too long for str(): the general path says so
+                return None
+            if text is None:
+                return None
+            parts.append(f",{_encode_str(key)}:{text}")
+        if len(self.contexts) >= self._MAX:
+            self.contexts.clear()
+        entry = self.contexts[id(context)] = (context, "".join(parts), frozenset(context))
+        return entry
+
+    @staticmethod
+    def _context_source(extras: tuple[str, ...], *, first: bool) -> list[str]:
+        """The plan's lines that find the context's JSON for ``{bound}``, or give up."""
+        if first:  # no field before it for its leading comma to follow: the general path
+            return ["    if context:", "        return None"]
+        lines = ["    if context:",
+                 # An entry keeps its dict alive, so no other dict can have its id meanwhile.
+                 "        entry = contexts.get(id(context)) or plans.context(context)",
+                 "        if entry is None:", "            return None"]
+        if extras:  # an extra field of a bound field's name takes its place with its value
+            lines += [f"        if not entry[2].isdisjoint({extras!r}):",
+                      "            return None"]
+        return lines + ["        bound = entry[1]", "    else:", "        bound = ''"]
+
     def _compile(self, keys: tuple[str, ...]) -> Callable[..., str | None]:
         formatter = self.formatter
         own, reserved = formatter._own_keys, formatter.reserved_attrs
@@ -525,8 +571,8 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
         if formatter.trace:
             lines += ["    if 'trace_id' in attributes or OTEL in modules:", "        return None"]
         if formatter.context:
-            lines += ["    if (own_context() if STRUCTLOG not in modules else current()):",
-                      "        return None"]
+            lines += ["    context = own_context() if STRUCTLOG not in modules else current()"]
+            context_at = len(lines)  # what to do with it is inserted here, once the keys are known
         if formatter._needs_message:
             lines += ["    msg = record.msg", "    if type(msg) is not str:", "        return None",
                       "    args = record.args", "    message = msg % args if args else msg"]
@@ -567,28 +613,39 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
                     values[key] = value(f"record.{attribute}")  # none missing: try/except
                 else:
                     values[key] = value(f"attributes.get({attribute!r})")
-        # Static fields, then extra ones: first position, last value, the chosen fields win.
-        more: dict[str, str | None] = dict.fromkeys(formatter._static_free)
+        # Static fields, then the bound context, then extra fields: first position, last value,
+        # the chosen fields win.
+        static_free = formatter._static_free
+        more: dict[str, str | None] = dict.fromkeys(static_free)
         for key in keys:
             if key not in reserved and key not in own:
                 more[key] = value(f"attributes[{key!r}]")
+        extras = tuple(key for key in more if key not in static_free)
         for key, expression in {**values, **more}.items():
             if expression is None:  # a static field's value, written once here
-                static = formatter._static_free[key]
+                static = static_free[key]
                 text = _encode_str(static) if type(static) is str else (
                     str(static) if type(static) is int else _scalar(static))
                 parts.append(f"{_encode_str(key)}:{text}".replace("{", "{{").replace("}", "}}"))
             else:
                 parts.append(_encode_str(key).replace("{", "{{").replace("}", "}}")
                              + f":{{{expression}}}")
-        # Keys and static values enter the source only through repr(), so any string is safe.
-        lines.append(f"        return f{'{{' + ','.join(parts) + '}}'!r}")
+        # The context's fields go between the static and the extra fields; {bound} brings their
+        # leading commas. Keys and static values enter the source only through repr(), so any
+        # string is safe.
+        before, after = parts[:len(parts) - len(extras)], parts[len(parts) - len(extras):]
+        bound = "{bound}" if before and formatter.context else ""
+        line = "{{" + ",".join(before) + bound + "".join(
+            ("," if before or i else "") + part for i, part in enumerate(after)) + "}}"
+        lines.append(f"        return f{line!r}")
         lines += ["    except Exception:", "        return None"]
+        if formatter.context:
+            lines[context_at:context_at] = self._context_source(extras, first=not before)
         namespace: dict[str, Any] = {
             "replan": self.replan, "plans": self, "LogRecord": _LogRecord, "ACCESS": _ACCESS_LOGGERS,
             "OTEL": _OTEL_TRACE, "modules": _modules, "STRUCTLOG": _STRUCTLOG,
             "own_context": _own_context, "current": _context.current, "encode_str": _encode_str,
-            "scalar": _scalar, "known": _KNOWN}
+            "scalar": _scalar, "known": _KNOWN, "contexts": self.contexts}
         exec("\n".join(lines), namespace)
         plan: Callable[..., str | None] = namespace["plan"]
         return plan

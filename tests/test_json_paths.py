@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import datetime as dt
 import decimal
 import logging
@@ -87,8 +89,11 @@ SIMPLE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text
                                ["message", "order", "lineno", "taskName"], "%(asctime)s %(message)s"]),
        extras=st.lists(st.dictionaries(KEYS, EXTRA_VALUES, max_size=4), min_size=1, max_size=3),
        message=st.text(max_size=8), args=st.sampled_from([None, (1,), ("x", 2.5)]),
-       bound=st.one_of(st.just({}), st.just({}), st.dictionaries(st.sampled_from(["order", "user", "level"]),
-                                                    SIMPLE, max_size=2)),
+       bound=st.one_of(st.just({}), st.dictionaries(
+           st.sampled_from(["order", "user", "level", "status", "a-b", 'q"k']),
+           st.one_of(SIMPLE, SIMPLE, SIMPLE, st.sampled_from([10**30, 10**5000, [1], "\ud800"])),
+           max_size=3)),
+       shared_context=st.booleans(),
        static=st.one_of(st.dictionaries(KEYS, SIMPLE, max_size=2),
                         st.just({"tags": [1.5e-7]})),
        rename=st.sampled_from([{}, {}, {}, {"time": "@timestamp", "order": "o"}]),
@@ -97,11 +102,13 @@ SIMPLE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text
        name=st.sampled_from(["app", "app", "app", "uvicorn.access", "é\n"]))
 def test_the_line_equals_the_general_paths_encoded_dict(
         fields: Any, extras: list[dict[str, Any]], message: str, args: tuple[Any, ...] | None,
-        bound: dict[str, Any], static: dict[str, Any], rename: dict[str, str], encoder: Any,
-        exc: bool, stack: bool, trace: bool, datefmt: str | None, name: str) -> None:
+        bound: dict[str, Any], shared_context: bool, static: dict[str, Any],
+        rename: dict[str, str], encoder: Any, exc: bool, stack: bool, trace: bool,
+        datefmt: str | None, name: str) -> None:
     """For any record, ``format`` writes exactly ``encode(_to_dict_general(record))``, byte for
     byte: odd strings, huge ints, tiny and non-finite floats, nested and unusual values, chosen,
-    renamed and static fields, bound context, exceptions, stacks, trace ids, both encoders."""
+    renamed and static fields, bound context (one dict for every record, or one each, its
+    fields clashing with the others), exceptions, stacks, trace ids, both encoders."""
     formatter = JsonFormatter(fields, datefmt, rename_fields=rename, static_fields=static,
                               encoder=encoder)
     if "%" not in message:
@@ -109,7 +116,17 @@ def test_the_line_equals_the_general_paths_encoded_dict(
     else:
         args = None
     exc_info = _exc_info() if exc else None
+    context = {k: v for k, v in bound.items() if k not in aiolog._context.RECORD_ATTRIBUTES}
+    outer = aiolog.context(**context) if shared_context else contextlib.nullcontext()
     # Several records through one formatter: the plan for one key set meets records of another.
+    with outer:
+        _check_lines(formatter, extras, name, message, args, exc_info, stack, trace,
+                     {} if shared_context else context)
+
+
+def _check_lines(formatter: JsonFormatter, extras: list[dict[str, Any]], name: str,
+                 message: str, args: tuple[Any, ...] | None, exc_info: Any, stack: bool,
+                 trace: bool, context: dict[str, Any]) -> None:
     for extra in extras:
         record = logging.getLogger(name).makeRecord(
             name, logging.INFO, __file__, 1, message, args, exc_info,
@@ -117,8 +134,7 @@ def test_the_line_equals_the_general_paths_encoded_dict(
             extra={k: v for k, v in extra.items() if k not in ("message", "taskName")} or None)
         if trace:
             record.trace_id, record.span_id = "t" * 32, "s" * 16
-        context = {k: v for k, v in bound.items() if k not in aiolog._context.RECORD_ATTRIBUTES}
-        with aiolog.context(**context):
+        with aiolog.context(**context) if context else contextlib.nullcontext():
             try:
                 expected = formatter.encode(formatter._to_dict_general(copy.copy(record)))
             except Exception as error:  # e.g. an int too long for str(): format raises too
@@ -126,3 +142,37 @@ def test_the_line_equals_the_general_paths_encoded_dict(
                     formatter.format(copy.copy(record))
                 continue
             assert formatter.format(copy.copy(record)) == expected
+
+
+def test_a_bound_context_keeps_the_line_off_the_general_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A context of strings and numbers is written by the plan, also when it changes between
+    records; only a field an extra field of the same name replaces sends a line to encode()."""
+    formatter = JsonFormatter()
+    general = []
+    encode = JsonFormatter.encode
+    monkeypatch.setattr(JsonFormatter, "encode",
+                        lambda self, data: general.append(data) or encode(self, data))
+    log = logging.getLogger("app")
+
+    def line(**extra: Any) -> dict[str, Any]:
+        record = log.makeRecord("app", logging.INFO, __file__, 1, "m %s", ("x",), None,
+                                extra=extra)
+        return json.loads(formatter.format(record))
+
+    with aiolog.context(request_id="r-1", user=7):
+        fields = line(status=200)
+        assert list(fields.items())[3:] == [("message", "m x"), ("request_id", "r-1"),
+                                            ("user", 7), ("status", 200)]
+        with aiolog.context(retry=True, cost=1.5, note=None):
+            fields = line(status=200)
+            assert list(fields.items())[4:] == [("request_id", "r-1"), ("user", 7),
+                                                ("retry", True), ("cost", 1.5), ("note", None),
+                                                ("status", 200)]
+        assert list(line(status=200))[4:] == ["request_id", "user", "status"]
+        assert not general
+        assert line(user=8)["user"] == 8  # the extra field wins: the general path says where
+        assert len(general) == 1
+        formatter = JsonFormatter(context=False)
+        assert "request_id" not in line(status=200)
+    assert len(general) == 1
