@@ -136,7 +136,10 @@ class ChunkOwner:
             self._holder = 0
             self._right.release()
             self.stopped = True  # from here on, callers write themselves
-            self.write_here()  # what was queued after our last look
+            try:
+                self.write_here()  # what was queued after our last look
+            except Exception as exc:  # a sink failing to close: flush() and close() still return
+                report(f"aiolog: closing {self.name} failed", exc)
             self.finished = True
             self.progress.notify()
 

@@ -100,7 +100,10 @@ class Chunk:
         return self._ends
 
     def at_line_start(self) -> bool:
-        return self.offset == 0 or self.offset in self.ends()
+        # Asked after every write: a chunk written whole is answered without ends(), which
+        # encodes every line again (on the owner, holding the GIL the event loop waits for).
+        offset = self.offset
+        return offset == 0 or offset == len(self.data) or offset in self.ends()
 
     def last_end_within(self, limit: int) -> int | None:
         """The end of the last whole line between ``offset`` and ``limit``, if any."""

@@ -121,3 +121,41 @@ class TestFullSharedDisk:
         for tag in tags:
             stats = json.loads((tmp_path / f"{tag}.stats").read_text())
             assert (stats["written"], stats["errors"], stats["queued"]) == (n, 0, 0)
+
+
+class TestDescriptorClosedByOtherCode:
+    """Other code closes aiolog's file descriptor (a double close of its own stale descriptor
+    number: gunicorn's worker closed a socket twice at shutdown, the second time after aiolog
+    had reopened its log at that number, and the worker's last records were given up)."""
+
+    async def _log_around(self, tmp_path: Path, take_over: bool) -> tuple[Path, dict[str, int]]:
+        path, other = tmp_path / "app.log", tmp_path / "other.bin"
+        [handler] = await aiolog.configure(path, format="%(message)s")
+        log = logging.getLogger("a")
+        for i in range(100):
+            log.info("n %d", i)
+        await aiolog.flush()
+        fd = handler._writer.owner.sink._file.fileno()
+        os.close(fd)  # the foreign close
+        if take_over:  # the number goes to the next open file: someone else's
+            assert os.open(other, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) == fd
+        try:
+            for i in range(100, 200):
+                log.info("n %d", i)
+            await aiolog.shutdown()
+        finally:
+            if take_over:
+                os.close(fd)
+        return other, handler.stats()
+
+    async def test_records_go_on_into_the_log_file(self, tmp_path: Path) -> None:
+        _, stats = await self._log_around(tmp_path, take_over=False)
+        assert lines(tmp_path / "app.log") == [f"n {i}" for i in range(200)]
+        assert (stats["written"], stats["errors"]) == (200, 0)
+
+    async def test_records_never_go_into_the_file_that_took_the_number(
+            self, tmp_path: Path) -> None:
+        other, stats = await self._log_around(tmp_path, take_over=True)
+        assert other.read_bytes() == b""
+        assert lines(tmp_path / "app.log") == [f"n {i}" for i in range(200)]
+        assert (stats["written"], stats["errors"]) == (200, 0)

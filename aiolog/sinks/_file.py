@@ -95,7 +95,10 @@ class FileSink:
         except OSError as exc:
             raise type(exc)(exc.errno, f"aiolog cannot open log file {self.path!r}: "
                             f"{exc.strerror}") from None
-        old, self._file = self._file, io.FileIO(fd, "ab", closefd=True)
+        # closefd=False: the descriptor is closed only by _close(), after it checked that the
+        # number is still our file's (see _ours()).
+        old, self._file = self._file, io.FileIO(fd, "ab", closefd=False)
+        old_identity = self._identity
         st = os.fstat(fd)
         self._identity = (st.st_dev, st.st_ino)
         # A device or pipe (/dev/null, /dev/stdout) is never rotated, as the stdlib's handlers
@@ -103,7 +106,7 @@ class FileSink:
         self._regular = stat.S_ISREG(st.st_mode)
         if old is not None:
             self._torn = -1  # its flock goes with it
-            old.close()
+            self._close(old, old_identity)
         if self.time_policy is not None:
             # A file left over from an earlier interval is due at once.
             now = time.time()
@@ -124,6 +127,9 @@ class FileSink:
         while not chunk.done:
             file = self._file or self.open()
             fd = file.fileno()
+            if not self._ours(fd):
+                self._let_go(fd)
+                continue
             torn = self._torn == fd
             end: int | None
             # Shared flock from the look at the path until the write returns: a compressor takes
@@ -221,7 +227,40 @@ class FileSink:
         self._torn = -1
         file, self._file = self._file, None
         if file is not None:
-            file.close()
+            self._close(file, self._identity)
+
+    def _ours(self, fd: int, identity: tuple[int, int] | None = None) -> bool:
+        """Whether descriptor ``fd`` is still the file we opened (by default, the current one).
+
+        Other code in the process may close it: a double close of a stale descriptor number
+        (gunicorn's worker closed a socket twice at shutdown, the second time after we had
+        reopened our log at that number). The number may then already be someone else's file
+        or socket, which our records must never go into.
+        """
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (identity or self._identity)
+
+    def _let_go(self, fd: int) -> None:
+        """Our descriptor was closed by other code: forget it, never close that number again
+        (it may be another file's now), and open the path anew."""
+        from .._owner import report  # here: _owner imports this package
+
+        report(f"aiolog: descriptor {fd} of {self.path} was closed by other code "
+               f"(a double close elsewhere in the process?); reopening the file", None)
+        self._torn = -1
+        self._file = None
+
+    def _close(self, file: io.FileIO, identity: tuple[int, int]) -> None:
+        fd = file.fileno()
+        file.close()  # closefd=False: marks it closed, leaves the descriptor
+        if self._ours(fd, identity):
+            try:
+                os.close(fd)
+            except OSError:  # closed by someone else meanwhile: closed either way
+                pass
 
     def _moved(self) -> bool:
         try:
