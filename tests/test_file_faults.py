@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import logging
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 import aiolog
+from aiolog._queue import Chunk
+from aiolog.sinks import FileSink
 
 from .conftest import lines
 from .logfiles import check_complete_and_ordered, read_set, wait_all
@@ -159,3 +162,33 @@ class TestDescriptorClosedByOtherCode:
         assert other.read_bytes() == b""
         assert lines(tmp_path / "app.log") == [f"n {i}" for i in range(200)]
         assert (stats["written"], stats["errors"]) == (200, 0)
+
+    def test_a_reader_of_the_log_that_took_the_number_is_not_ours(self, tmp_path: Path) -> None:
+        """The same file opened for reading (the application tailing its own log) is not our
+        descriptor: records go on into the log, and closing the sink leaves the reader open."""
+        path = tmp_path / "app.log"
+        sink = FileSink(str(path))
+        fd = sink._file.fileno()  # type: ignore[union-attr]
+        os.close(fd)
+        with open(path, "rb") as reader:
+            assert reader.fileno() == fd
+            sink.write(_chunk(["after"]))
+            sink.close()
+            os.fstat(reader.fileno())  # still open: raises OSError if the sink closed it
+        assert lines(path) == ["after"]
+
+    def test_a_sink_dropped_without_close_releases_its_descriptor(self, tmp_path: Path) -> None:
+        """The descriptor is opened without closefd (so a foreign one is never closed): a sink
+        collected without close() still closes its own."""
+        gc.collect()  # what earlier tests left to collect closes its descriptors now
+        before = len(os.listdir("/proc/self/fd"))
+        for i in range(20):
+            sink = FileSink(str(tmp_path / "a.log"))
+            sink.write(_chunk([f"{i}"]))
+            del sink
+        gc.collect()
+        assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _chunk(texts: list[str]) -> Chunk:
+    return Chunk([f"{text}\n" for text in texts], len(texts), None, [], str.encode)

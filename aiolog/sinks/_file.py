@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import fcntl
 import io
 import os
 import stat
 import time
+import weakref
 from typing import Final
 
 from .._queue import Chunk
@@ -17,6 +19,33 @@ _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLO
 # Coarse kernel clocks stamp a write up to a few ticks before time.time(): a file written just
 # after a boundary must not look as if it belonged to the interval before it.
 _MTIME_SLACK: Final = 0.05
+_WRITE_APPEND: Final = os.O_WRONLY | os.O_APPEND
+
+
+def _is_ours(fd: int, identity: tuple[int, int]) -> bool:
+    """Whether descriptor ``fd`` is still the log file we opened as ``identity``.
+
+    Other code in the process may close it: a double close of a stale descriptor number
+    (gunicorn's worker closed a socket twice at shutdown, the second time after we had reopened
+    our log at that number). The number may then be someone else's file or socket, which our
+    records must never go into and which we must never close: the same file and inode opened
+    for appending is all we can tell apart from ours (a reader of the log is not).
+    """
+    try:
+        st = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return False
+    return ((st.st_dev, st.st_ino) == identity
+            and flags & (os.O_ACCMODE | os.O_APPEND) == _WRITE_APPEND)
+
+
+def _close_if_ours(fd: int, identity: tuple[int, int]) -> None:
+    if _is_ours(fd, identity):
+        try:
+            os.close(fd)
+        except OSError:  # closed by someone else meanwhile: closed either way
+            pass
 
 
 class FileSink:
@@ -50,6 +79,7 @@ class FileSink:
         self.lock = Lockfile(self.path + ".lock", timeout=lock_timeout)
         self.rotations = 0
         self._file: io.FileIO | None = None
+        self._closer: weakref.finalize[[int, tuple[int, int]], io.FileIO] | None = None
         self._torn = -1  # the descriptor we hold exclusively while a line of ours is torn in it
         self._identity = (0, 0)
         self._next_boundary = float("inf")
@@ -95,18 +125,21 @@ class FileSink:
         except OSError as exc:
             raise type(exc)(exc.errno, f"aiolog cannot open log file {self.path!r}: "
                             f"{exc.strerror}") from None
-        # closefd=False: the descriptor is closed only by _close(), after it checked that the
-        # number is still our file's (see _ours()).
-        old, self._file = self._file, io.FileIO(fd, "ab", closefd=False)
-        old_identity = self._identity
         st = os.fstat(fd)
+        # closefd=False: the descriptor is closed only by its closer, which looks first whether
+        # the number is still our file (_is_ours): at close(), when the file is reopened, or when
+        # a sink nobody closed is collected.
+        old, old_closer = self._file, self._closer
+        self._file = io.FileIO(fd, "ab", closefd=False)
         self._identity = (st.st_dev, st.st_ino)
+        self._closer = weakref.finalize(self._file, _close_if_ours, fd, self._identity)
         # A device or pipe (/dev/null, /dev/stdout) is never rotated, as the stdlib's handlers
         # refuse (bpo-45401): renaming it, or a lock file beside it, would be a disaster.
         self._regular = stat.S_ISREG(st.st_mode)
         if old is not None:
             self._torn = -1  # its flock goes with it
-            self._close(old, old_identity)
+            old.close()
+            old_closer()  # type: ignore[misc]  # set whenever old is
         if self.time_policy is not None:
             # A file left over from an earlier interval is due at once.
             now = time.time()
@@ -127,7 +160,7 @@ class FileSink:
         while not chunk.done:
             file = self._file or self.open()
             fd = file.fileno()
-            if not self._ours(fd):
+            if not _is_ours(fd, self._identity):
                 self._let_go(fd)
                 continue
             torn = self._torn == fd
@@ -226,22 +259,11 @@ class FileSink:
     def close(self) -> None:
         self._torn = -1
         file, self._file = self._file, None
+        closer, self._closer = self._closer, None
         if file is not None:
-            self._close(file, self._identity)
-
-    def _ours(self, fd: int, identity: tuple[int, int] | None = None) -> bool:
-        """Whether descriptor ``fd`` is still the file we opened (by default, the current one).
-
-        Other code in the process may close it: a double close of a stale descriptor number
-        (gunicorn's worker closed a socket twice at shutdown, the second time after we had
-        reopened our log at that number). The number may then already be someone else's file
-        or socket, which our records must never go into.
-        """
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == (identity or self._identity)
+            file.close()  # closefd=False: marks it closed; the closer closes the descriptor
+        if closer is not None:
+            closer()
 
     def _let_go(self, fd: int) -> None:
         """Our descriptor was closed by other code: forget it, never close that number again
@@ -252,15 +274,9 @@ class FileSink:
                f"(a double close elsewhere in the process?); reopening the file", None)
         self._torn = -1
         self._file = None
-
-    def _close(self, file: io.FileIO, identity: tuple[int, int]) -> None:
-        fd = file.fileno()
-        file.close()  # closefd=False: marks it closed, leaves the descriptor
-        if self._ours(fd, identity):
-            try:
-                os.close(fd)
-            except OSError:  # closed by someone else meanwhile: closed either way
-                pass
+        if self._closer is not None:
+            self._closer.detach()
+            self._closer = None
 
     def _moved(self) -> bool:
         try:
