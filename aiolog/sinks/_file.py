@@ -133,6 +133,9 @@ class FileSink:
         self._file = io.FileIO(fd, "ab", closefd=False)
         self._identity = (st.st_dev, st.st_ino)
         self._closer = weakref.finalize(self._file, _close_if_ours, fd, self._identity)
+        # Not at interpreter exit: the exit drain may still be writing through it then, and
+        # the descriptor goes with the process anyway.
+        self._closer.atexit = False
         # A device or pipe (/dev/null, /dev/stdout) is never rotated, as the stdlib's handlers
         # refuse (bpo-45401): renaming it, or a lock file beside it, would be a disaster.
         self._regular = stat.S_ISREG(st.st_mode)
