@@ -436,6 +436,19 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+def _simple(value: Any) -> str | None:
+    """A str, int, float, bool or None as JSON, as the stdlib encoder writes it; else None.
+
+    An int too long for ``str()`` raises ``ValueError``, as the encoder does.
+    """
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    return _scalar(value)
+
+
 class _Known(dict[str, str]):
     """str -> its JSON, for level and logger names; bounded."""
 
@@ -528,10 +541,8 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
                 return None
             if key in own:  # the chosen fields win
                 continue
-            kind = type(value)
             try:
-                text = (_encode_str(value) if kind is str else int.__repr__(value)
-                        if kind is int else _scalar(value))
+                text = _simple(value)
             except ValueError:  # an int too long for str(): the general path says so
                 return None
             if text is None:
@@ -623,9 +634,7 @@ class _Plans(dict[int, Callable[[logging.LogRecord, dict[str, Any]], "str | None
         extras = tuple(key for key in more if key not in static_free)
         for key, expression in {**values, **more}.items():
             if expression is None:  # a static field's value, written once here
-                static = static_free[key]
-                text = _encode_str(static) if type(static) is str else (
-                    str(static) if type(static) is int else _scalar(static))
+                text = _simple(static_free[key])
                 parts.append(f"{_encode_str(key)}:{text}".replace("{", "{{").replace("}", "}}"))
             else:
                 parts.append(_encode_str(key).replace("{", "{{").replace("}", "}}")
