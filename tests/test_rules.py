@@ -336,6 +336,23 @@ class TestRotation:
                            _steps.identity(str(src))) is True
         assert (tmp_path / "free" / "inside").read_text() == "x" and not src.exists()
 
+    def test_a_removal_whose_hidden_name_the_next_holder_dropped_ends_quietly(
+            self, tmp_path: Path, before: Callable[[str, str, Callable[[], None]], None],
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """A rotator frozen before it unlinks the hidden name of a removal (past lock_timeout)
+        finds it gone: the next holder's repair dropped it, as the file keeps its other name.
+        That is the outcome the removal wanted, not an error (the crash-point test's victim
+        died of FileNotFoundError there)."""
+        monkeypatch.setattr(_steps, "secrets", type("Fixed", (), {"token_hex": staticmethod(
+            lambda n: "f" * 2 * n)}))
+        src, kept = tmp_path / "app.log", tmp_path / "app.log.1"
+        src.write_text("current\n")
+        os.link(src, kept)  # the two names a link-then-unlink move leaves for a moment
+        hidden = str(tmp_path / ".app.log.ffffffff.removing")
+        before("os.remove", hidden, lambda: os.unlink(hidden))  # the next holder's repair
+        _steps.remove(str(src), _steps.Guard(None), _steps.identity(str(src)))
+        assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"app.log.1": "current\n"}
+
     def test_compression_waits_for_a_late_chunk_and_keeps_it(self, tmp_path: Path) -> None:
         """A writer holding the shared flock on a just-rotated file (its look at the path, then
         its write) makes the compressor wait; the late chunk is in the .gz, the plain file gone."""

@@ -172,7 +172,10 @@ def remove(name: str, guard: Guard, expected: Identity) -> None:
     hidden = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.removing")
     os.rename(name, hidden)
     if identity(hidden) == expected:
-        os.unlink(hidden)
+        try:
+            os.unlink(hidden)
+        except FileNotFoundError:  # the next holder's repair dropped it while we were frozen
+            pass
     else:
         _put_back(hidden, name)
 
