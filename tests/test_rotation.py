@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 import os
 import re
@@ -148,6 +149,93 @@ class TestTimeRotationAcrossProcesses:
         old_name = "app.log." + time.strftime("%Y-%m-%d", time.localtime(yesterday))
         assert lines(tmp_path / old_name) == ["old record"]
         assert lines(path) == ["new record"]
+
+
+class Stepped:
+    """A worker process the test steps through (``tests/scripts/stepped_worker.py``)."""
+
+    def __init__(self, path: Path, tag: str, options: dict[str, object]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER.parent / "stepped_worker.py"),
+             json.dumps({"path": str(path), "tag": tag, "options": options})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.opened = float(self._reply("opened"))
+
+    def _reply(self, word: str) -> str:
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith(word), f"worker said {line!r}, exit code {self.proc.poll()}"
+        return line[len(word):].strip()
+
+    def log(self) -> None:
+        """Log one record and wait until it is written."""
+        self.proc.stdin.write("log\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        self._reply("logged")
+
+    def stop(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            assert self.proc.wait(timeout=60) == 0
+        finally:
+            self.proc.stdout.close()  # type: ignore[union-attr]
+
+
+class TestProcessesAgreeOnAnEmptyFilesInterval:
+    """Which interval a file belongs to is decided alike by every process that holds it open,
+    also while it is empty: else one process names its records after the interval before.
+
+    Regression (a CI run of ``test_many_processes_rotate_every_second``): P3 started just
+    before a boundary and found the file it had opened still empty when it was due, so it
+    kept it for the new interval; P5, which had opened it in the same second, was due too and
+    rotated it, with P3's new records, to the name of the second before."""
+
+    INTERVAL = 2  # when="S", interval=2: boundaries on even seconds of the epoch
+
+    def _start(self, directory: Path, tags: list[str]) -> list[Stepped]:
+        """Workers that all opened the (new, empty) file in one interval, well before its end."""
+        for _ in range(5):
+            time.sleep(self.INTERVAL - time.time() % self.INTERVAL + 0.05)
+            for leftover in directory.glob("app.log*"):
+                leftover.unlink()
+            workers = [Stepped(directory / "app.log", tag, {"when": "S", "interval": self.INTERVAL})
+                       for tag in tags]
+            intervals = {int(w.opened // self.INTERVAL) for w in workers}
+            if len(intervals) == 1 and max(w.opened for w in workers) % self.INTERVAL < 1.5:
+                return workers
+            for w in workers:
+                w.stop()
+        pytest.fail("could not start the workers within one interval in 5 tries")
+
+    def _wait_for_the_next_interval(self, workers: list[Stepped]) -> None:
+        boundary = (max(w.opened for w in workers) // self.INTERVAL + 1) * self.INTERVAL
+        time.sleep(max(0.0, boundary - time.time()) + 0.2)
+
+    def _check_names(self, directory: Path, records: int) -> None:
+        files = read_set(directory)
+        assert sum(len(f.records) for f in files) == records
+        for f in files[:-1]:
+            start = time.mktime(time.strptime(f.name.split(".")[2], "%Y-%m-%d_%H-%M-%S"))
+            for r in f.records:  # created after its file's interval ended: misnamed
+                assert r.created < start + self.INTERVAL, (f.name, r)
+
+    def test_both_opened_it_empty_in_one_interval(self, tmp_path: Path) -> None:
+        first, second = self._start(tmp_path, ["P0", "P1"])
+        self._wait_for_the_next_interval([first, second])
+        first.log()  # due, and the file is still empty
+        second.log()  # due too: by then the file holds first's record of the new interval
+        first.stop()
+        second.stop()
+        self._check_names(tmp_path, 2)
+
+    def test_one_opened_it_empty_after_the_boundary(self, tmp_path: Path) -> None:
+        (first,) = self._start(tmp_path, ["P0"])
+        self._wait_for_the_next_interval([first])
+        second = Stepped(tmp_path / "app.log", "P1", {"when": "S", "interval": self.INTERVAL})
+        second.log()  # opened in the new interval a file made in the one before
+        first.log()  # due: the file holds second's record of the new interval
+        first.stop()
+        second.stop()
+        self._check_names(tmp_path, 2)
 
 
 class TestNeverOverwrite:

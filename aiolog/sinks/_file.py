@@ -144,10 +144,14 @@ class FileSink:
             old.close()
             old_closer()  # type: ignore[misc]  # set whenever old is
         if self.time_policy is not None:
-            # A file left over from an earlier interval is due at once.
-            now = time.time()
-            written = st.st_mtime + _MTIME_SLACK if st.st_size else now
-            self._next_boundary = self.time_policy.next_boundary(min(written, now))
+            # The interval a file belongs to is the one of its last write (of its creation while
+            # it is empty), read from the file and not from our clock, so that every process
+            # holding it decides alike when it is due: one that opened it later, or after
+            # another's write, must not keep it for an interval that others rotate it away for.
+            # A file left over from an earlier interval is due at once. (min: an mtime ahead of
+            # our clock, from a clock stepped back, must not put the rotation off.)
+            written = min(st.st_mtime, time.time()) + _MTIME_SLACK
+            self._next_boundary = self.time_policy.next_boundary(written)
         return self._file
 
     def encode(self, text: str) -> bytes:
@@ -307,11 +311,11 @@ class FileSink:
             pass
 
     def _rotate(self) -> None:
-        st = os.fstat(self._file.fileno())  # type: ignore[union-attr]
+        # An empty file due by time is moved away too, as TimedRotatingFileHandler does: kept
+        # for the new interval, it would still be due for every other process that holds it
+        # open, and the first of them would rotate it, with our records of the new interval,
+        # to the name of the old one.
         policy = self.time_policy
-        if st.st_size == 0:  # nothing to move away; start the new interval in place
-            self.open()
-            return
         guard = _steps.Guard(self.lock)
         failures: list[OSError] = []
         try:
@@ -332,8 +336,6 @@ class FileSink:
             self._report(failures)
         self.rotations += 1
         self.open()
-        if policy is not None:
-            self._next_boundary = policy.next_boundary(time.time())
 
     def _report(self, failures: list[OSError]) -> None:
         """Report each failed deletion or rename once (by name and errno), never raise it:

@@ -23,7 +23,8 @@ def trace_writes_and_rotations(events: list[str]) -> None:
     A write is noted at its look (the stat of the path that ``FileSink.write()`` makes, under
     its flock, right before writing a piece), stamped before the look: a look stamped after a
     rotation of that inode was noted cannot have found it current. The rotation is stamped
-    once the rename is done.
+    once the rename is done, and only if the path names another file then (a rotation that
+    found its lock broken abandons its renames to the next holder).
     """
     moved, rotate = FileSink._moved, FileSink._rotate
 
@@ -37,7 +38,8 @@ def trace_writes_and_rotations(events: list[str]) -> None:
     def traced_rotate(self: FileSink) -> None:
         inode = self._identity[1]
         rotate(self)
-        events.append(f"rotated {time.time():.6f} {inode}")
+        if self._identity[1] != inode:
+            events.append(f"rotated {time.time():.6f} {inode}")
 
     FileSink._moved = traced_moved  # type: ignore[method-assign]
     FileSink._rotate = traced_rotate  # type: ignore[method-assign]
