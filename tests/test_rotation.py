@@ -206,9 +206,11 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
                 w.stop()
         pytest.fail("could not start the workers within one interval in 5 tries")
 
-    def _wait_for_the_next_interval(self, workers: list[Stepped]) -> None:
+    def _wait_for_the_next_interval(self, workers: list[Stepped]) -> float:
+        """Sleep until just after the end of the workers' interval; return that boundary."""
         boundary = (max(w.opened for w in workers) // self.INTERVAL + 1) * self.INTERVAL
         time.sleep(max(0.0, boundary - time.time()) + 0.2)
+        return boundary
 
     def _check_names(self, directory: Path, records: int) -> None:
         files = read_set(directory)
@@ -236,6 +238,24 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
         first.stop()
         second.stop()
         self._check_names(tmp_path, 2)
+
+    def test_a_write_just_before_the_boundary(self, tmp_path: Path) -> None:
+        """A file written in the last moments of its interval is due at that interval's end
+        also for a process that opened it after that write."""
+        path = tmp_path / "app.log"
+        (first,) = self._start(tmp_path, ["P0"])
+        first.log()
+        boundary = self._wait_for_the_next_interval([first])
+        # The stamp first's write leaves when it lands 20 ms before the boundary: set here, as
+        # a write cannot be timed to a few milliseconds under load. (A stamp in the past, as
+        # the kernel's would be by now.)
+        os.utime(path, (boundary - 0.02, boundary - 0.02))
+        second = Stepped(path, "P1", {"when": "S", "interval": self.INTERVAL})
+        second.log()  # opened the file of the interval before, before anyone rotated it
+        first.log()  # due: the file holds second's record, if second kept it
+        first.stop()
+        second.stop()
+        self._check_names(tmp_path, 3)
 
 
 class TestNeverOverwrite:
