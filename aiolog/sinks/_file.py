@@ -12,11 +12,11 @@ import weakref
 from typing import Final
 
 from .._queue import Chunk
-from . import _rotation, _steps
+from . import _birth, _rotation, _steps
 from ._lock import Lockfile
 
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-# Coarse kernel clocks stamp a write up to a few ticks before time.time(): a file written just
+# Coarse kernel clocks stamp a file up to a few ticks before time.time(): a file created just
 # after a boundary must not look as if it belonged to the interval before it.
 _MTIME_SLACK: Final = 0.05
 _WRITE_APPEND: Final = os.O_WRONLY | os.O_APPEND
@@ -144,14 +144,19 @@ class FileSink:
             old.close()
             old_closer()  # type: ignore[misc]  # set whenever old is
         if self.time_policy is not None:
-            # The interval a file belongs to is the one of its last write (of its creation while
-            # it is empty), read from the file and not from our clock, so that every process
-            # holding it decides alike when it is due: one that opened it later, or after
-            # another's write, must not keep it for an interval that others rotate it away for.
-            # A file left over from an earlier interval is due at once. (min: an mtime ahead of
-            # our clock, from a clock stepped back, must not put the rotation off.)
-            written = min(st.st_mtime, time.time()) + _MTIME_SLACK
-            self._next_boundary = self.time_policy.next_boundary(written)
+            # The interval a file belongs to is the one of its creation, read from the file and
+            # not from our clock, so that every process holding it decides alike when it is
+            # due: one that opened it later must not keep it for an interval that others rotate
+            # it away for. Its birth time, which no write changes: by its last write, a write in
+            # the slack before the boundary moved the file on to the next interval for those
+            # who opened it after that write only. (Its last write where the file system keeps
+            # no birth time; an older modification time, one set back by cp -p or tar, wins.)
+            # A file left over from an earlier interval is due at once. (min with now: a stamp
+            # ahead of our clock, from a clock stepped back, must not put the rotation off.)
+            born = _birth.birth_time(fd, st)
+            made = st.st_mtime if born is None else min(born, st.st_mtime)
+            self._next_boundary = self.time_policy.next_boundary(
+                min(made, time.time()) + _MTIME_SLACK)
         return self._file
 
     def encode(self, text: str) -> bytes:
