@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -152,24 +153,44 @@ class TestTimeRotationAcrossProcesses:
 
 
 class Stepped:
-    """A worker process the test steps through (``tests/scripts/stepped_worker.py``)."""
+    """A worker process the test steps through (``tests/scripts/stepped_worker.py``).
+
+    Started at once, it opens the file only when told to (``open()``): the slow part, starting
+    Python, is over by then, so the test can place the open in an interval, even under load.
+    """
+
+    WATCHDOG = 120  # a worker that hangs is killed: its next reply fails the test, not hangs it
 
     def __init__(self, path: Path, tag: str, options: dict[str, object]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKER.parent / "stepped_worker.py"),
              json.dumps({"path": str(path), "tag": tag, "options": options})],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.opened = float(self._reply("opened"))
+        self.watchdog = threading.Timer(self.WATCHDOG, self.proc.kill)
+        self.watchdog.start()
+        self.opened = 0.0  # when configure() returned, by the worker's clock
+
+    def _send(self, word: str) -> None:
+        self.proc.stdin.write(word + "\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
 
     def _reply(self, word: str) -> str:
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith(word), f"worker said {line!r}, exit code {self.proc.poll()}"
         return line[len(word):].strip()
 
+    def ready(self) -> None:
+        """Wait until the worker has started and waits to be told to open the file."""
+        self._reply("ready")
+
+    def open(self) -> None:
+        """Configure: open the file, and wait until it is open."""
+        self._send("open")
+        self.opened = float(self._reply("opened"))
+
     def log(self) -> None:
         """Log one record and wait until it is written."""
-        self.proc.stdin.write("log\n")  # type: ignore[union-attr]
-        self.proc.stdin.flush()  # type: ignore[union-attr]
+        self._send("log")
         self._reply("logged")
 
     def stop(self) -> None:
@@ -177,12 +198,13 @@ class Stepped:
         try:
             assert self.proc.wait(timeout=60) == 0
         finally:
+            self.watchdog.cancel()
             self.proc.stdout.close()  # type: ignore[union-attr]
 
 
-class TestProcessesAgreeOnAnEmptyFilesInterval:
+class TestProcessesAgreeOnAFilesInterval:
     """Which interval a file belongs to is decided alike by every process that holds it open,
-    also while it is empty: else one process names its records after the interval before.
+    whenever it opened it: else one process names its records after the interval before.
 
     Regression (a CI run of ``test_many_processes_rotate_every_second``): P3 started just
     before a boundary and found the file it had opened still empty when it was due, so it
@@ -191,20 +213,27 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
 
     INTERVAL = 2  # when="S", interval=2: boundaries on even seconds of the epoch
 
+    def _worker(self, directory: Path, tag: str) -> Stepped:
+        """A started worker, ready to open the file."""
+        worker = Stepped(directory / "app.log", tag, {"when": "S", "interval": self.INTERVAL})
+        worker.ready()
+        return worker
+
     def _start(self, directory: Path, tags: list[str]) -> list[Stepped]:
         """Workers that all opened the (new, empty) file in one interval, well before its end."""
         for _ in range(5):
+            workers = [self._worker(directory, tag) for tag in tags]
             time.sleep(self.INTERVAL - time.time() % self.INTERVAL + 0.05)
             for leftover in directory.glob("app.log*"):
                 leftover.unlink()
-            workers = [Stepped(directory / "app.log", tag, {"when": "S", "interval": self.INTERVAL})
-                       for tag in tags]
+            for w in workers:
+                w.open()
             intervals = {int(w.opened // self.INTERVAL) for w in workers}
             if len(intervals) == 1 and max(w.opened for w in workers) % self.INTERVAL < 1.5:
                 return workers
             for w in workers:
                 w.stop()
-        pytest.fail("could not start the workers within one interval in 5 tries")
+        pytest.fail("could not open the file in all workers within one interval in 5 tries")
 
     def _wait_for_the_next_interval(self, workers: list[Stepped]) -> float:
         """Sleep until just after the end of the workers' interval; return that boundary."""
@@ -221,6 +250,8 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
                 assert r.created < start + self.INTERVAL, (f.name, r)
 
     def test_both_opened_it_empty_in_one_interval(self, tmp_path: Path) -> None:
+        """Two processes that opened the still empty file in one interval both find it due at
+        its end: the new interval's records never get the name of the one before."""
         first, second = self._start(tmp_path, ["P0", "P1"])
         self._wait_for_the_next_interval([first, second])
         first.log()  # due, and the file is still empty
@@ -230,11 +261,14 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
         self._check_names(tmp_path, 2)
 
     def test_one_opened_it_empty_after_the_boundary(self, tmp_path: Path) -> None:
+        """A process that opens, after a boundary, an empty file made before it finds it due,
+        as its maker does: its records never get the name of the interval before."""
         (first,) = self._start(tmp_path, ["P0"])
+        second = self._worker(tmp_path, "P1")
         self._wait_for_the_next_interval([first])
-        second = Stepped(tmp_path / "app.log", "P1", {"when": "S", "interval": self.INTERVAL})
-        second.log()  # opened in the new interval a file made in the one before
-        first.log()  # due: the file holds second's record of the new interval
+        second.open()  # in the new interval, a file made in the one before
+        second.log()
+        first.log()  # due: the file holds second's record, if second kept it
         first.stop()
         second.stop()
         self._check_names(tmp_path, 2)
@@ -252,14 +286,15 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
                             "is the case the README says it cannot decide alike")
         finally:
             os.close(fd)
+        second = self._worker(tmp_path, "P1")
         first.log()
         boundary = self._wait_for_the_next_interval([first])
         # The stamp first's write leaves when it lands 20 ms before the boundary: set here, as
         # a write cannot be timed to a few milliseconds under load. (A stamp in the past, as
         # the kernel's would be by now.)
         os.utime(path, (boundary - 0.02, boundary - 0.02))
-        second = Stepped(path, "P1", {"when": "S", "interval": self.INTERVAL})
-        second.log()  # opened the file of the interval before, before anyone rotated it
+        second.open()  # the file of the interval before, before anyone rotated it
+        second.log()
         first.log()  # due: the file holds second's record, if second kept it
         first.stop()
         second.stop()
