@@ -301,6 +301,25 @@ class TestProcessesAgreeOnAFilesInterval:
         self._check_names(tmp_path, 3)
 
 
+class TestBirthTime:
+    def test_is_the_creation_whatever_is_written_or_stamped_later(self, tmp_path: Path) -> None:
+        """A file's birth time is when it was created: neither a later write nor a modification
+        time set forward or back changes it."""
+        before = time.time()
+        fd = os.open(tmp_path / "app.log", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            born = _birth.birth_time(fd, os.fstat(fd))
+            if born is None:
+                pytest.skip("this file system keeps no birth time")
+            assert before - 1 <= born <= time.time()  # a coarse clock stamps up to a tick early
+            os.write(fd, b"a record\n")
+            for stamp in (before + 3600, 1.0):
+                os.utime(tmp_path / "app.log", (stamp, stamp))
+                assert _birth.birth_time(fd, os.fstat(fd)) == born
+        finally:
+            os.close(fd)
+
+
 class TestNeverOverwrite:
     def test_a_taken_time_name_gets_a_free_one(self, tmp_path: Path) -> None:
         """Rotating into a name that exists keeps both files."""

@@ -13,7 +13,6 @@ answers (an older libc or kernel, a seccomp filter, NFS, ext4 with 128-byte inod
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 from typing import Any, Final
@@ -25,11 +24,13 @@ _BTIME_OFFSET: Final = 80  # stx_btime: struct statx_timestamp {s64 tv_sec; u32 
 
 _statx: Any
 try:
+    import ctypes  # absent from some minimal builds of Python
+
     _statx = ctypes.CDLL(None, use_errno=True).statx
     _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
                        ctypes.c_void_p]
     _statx.restype = ctypes.c_int
-except (AttributeError, OSError, TypeError):  # no statx in libc, or no CDLL(None) (Windows)
+except (ImportError, AttributeError, OSError, TypeError):  # no statx in libc; no CDLL(None)
     _statx = None
 
 
