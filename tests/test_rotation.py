@@ -167,6 +167,7 @@ class Stepped:
              json.dumps({"path": str(path), "tag": tag, "options": options})],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.watchdog = threading.Timer(self.WATCHDOG, self.proc.kill)
+        self.watchdog.daemon = True  # a test that failed before stop() must not hold up the run
         self.watchdog.start()
         self.opened = 0.0  # when configure() returned, by the worker's clock
 
