@@ -38,7 +38,9 @@ def birth_time(fd: int, st: os.stat_result) -> float | None:
     """When the file open at ``fd`` (whose ``os.fstat`` is ``st``) was created, or None."""
     born = getattr(st, "st_birthtime", None)
     if born is not None:
-        return float(born)
+        # Where a file system keeps none, the BSDs say -1 or 0: taken for a birth in 1970, the
+        # file, and every new one after it, would be due at once, rotated on every write.
+        return float(born) if born > 0 else None
     if _statx is None:
         return None
     buffer = ctypes.create_string_buffer(_STATX_SIZE)
