@@ -37,10 +37,14 @@ except (ImportError, AttributeError, OSError, TypeError):  # no statx in libc; n
 def birth_time(fd: int, st: os.stat_result) -> float | None:
     """When the file open at ``fd`` (whose ``os.fstat`` is ``st``) was created, or None."""
     born = getattr(st, "st_birthtime", None)
-    if born is not None:
-        # Where a file system keeps none, the BSDs say -1 or 0: taken for a birth in 1970, the
-        # file, and every new one after it, would be due at once, rotated on every write.
-        return float(born) if born > 0 else None
+    if born is None:
+        born = _statx_birth(fd)
+    # Where a file system keeps none, the BSDs say -1 or 0: taken for a birth in 1970, the
+    # file, and every new one after it, would be due at once, rotated on every write.
+    return float(born) if born is not None and born > 0 else None
+
+
+def _statx_birth(fd: int) -> float | None:
     if _statx is None:
         return None
     buffer = ctypes.create_string_buffer(_STATX_SIZE)
