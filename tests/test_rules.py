@@ -442,6 +442,36 @@ class TestTimePolicy:
         assert start <= t < following
         assert following - start in (days * 86400 - 3600, days * 86400, days * 86400 + 3600)
 
+    @pytest.mark.parametrize("zone,set_back", [
+        ("Europe/Berlin", utc(2025, 10, 26, 1)),  # 03:00 summer time is 02:00 again
+        ("America/New_York", utc(2025, 11, 2, 6)),  # 02:00 EDT is 01:00 EST again
+        ("Australia/Lord_Howe", utc(2025, 4, 5, 15)),  # set back by half an hour
+    ])
+    @pytest.mark.parametrize("when,interval", [
+        ("S", 7), ("M", 7), ("M", 90), ("H", 1), ("H", 2), ("H", 3), ("H", 7)])
+    def test_an_interval_lengthened_by_the_clock_set_back_ends_ahead(
+            self, zone: str, set_back: float, when: str, interval: int) -> None:
+        """In local time, where daylight saving ends inside an interval, the interval lasts
+        longer and ends when the local clock reaches its end: the boundary after any moment is
+        ahead of it (one behind it made every new file due at once, a rotation per write)."""
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = zone
+        time.tzset()
+        try:
+            policy = _rotation.TimePolicy.parse(when, interval, False)
+            period = {"S": 1, "M": 60, "H": 3600}[when] * interval
+            for t in range(int(set_back) - 4 * 3600, int(set_back) + 4 * 3600, 5):
+                following = policy.next_boundary(t + 0.05)
+                # Ahead, by no more than the interval and the hour the clock was set back.
+                assert t + 0.05 < following <= t + period + 3600, (time.ctime(t),
+                                                                   time.ctime(following))
+        finally:
+            if old is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+
     def test_local_hours_follow_the_local_clock(self, berlin: None) -> None:
         """when='H' in Berlin summer time (UTC+2) starts at local 22:00 for local 22:13 (20:00
         UTC) and names the backup by the local hour; utc=True uses the UTC hour."""

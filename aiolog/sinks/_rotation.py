@@ -109,7 +109,16 @@ class TimePolicy:
         """The first boundary after ``t``."""
         start = self.interval_start(t)
         if self.when in _SECONDS and self.when != "D":
-            return start + _SECONDS[self.when] * self.interval
+            period = _SECONDS[self.when] * self.interval
+            if start + period > t:
+                return start + period
+            # The clock was set back (daylight saving ended) inside this interval of the local
+            # clock, which lasts longer by as much: it ends when the local clock reaches its
+            # end. One period after its start was behind t: every new file would be due at
+            # once, a rotation per write until the local clock got there.
+            offset = self._offset(t)
+            local = t + offset
+            return local - local % period + period - offset
         days = 7 * self.interval if self.when.startswith("W") else self.interval
         # A local day lasts 23 or 25 hours across a daylight-saving change: land two hours
         # into the next interval and take its start.
