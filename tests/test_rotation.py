@@ -322,6 +322,47 @@ class TestBirthTime:
             os.close(fd)
 
 
+class TestDaylightSavingEnds:
+    def test_an_interval_it_lengthened_is_not_rotated_at_every_write(self, tmp_path: Path) -> None:
+        """In the hour that the end of daylight saving adds to an interval of the local clock
+        (when='H', interval=2), a process writes every record and rotates nothing (the file
+        it made was due at once: its owner rotated it again and again, never writing)."""
+        now = time.time()
+        # A zone whose summer time ended 20 minutes ago, where the local (standard) clock is
+        # now 1 h 30 min into its interval of 2 h (give or take the 7.5 min its offset is
+        # rounded by): that interval began, in summer time, more than 2 hours ago.
+        std = round((5400 - now % 7200) % 7200 / 900) * 900
+        end = time.gmtime(now - 1200 + std + 3600)  # the end of summer time, on its clock
+        if end.tm_yday < 2:
+            pytest.skip("the zone's summer time would have to begin before the year did")
+        zone = (f"XST-{std // 3600}:{std % 3600 // 60:02d}XDT,0/0,"
+                f"{end.tm_yday - 1}/{end.tm_hour}:{end.tm_min:02d}:{end.tm_sec:02d}")
+        old = os.environ.get("TZ")
+        os.environ["TZ"] = zone
+        time.tzset()
+        try:
+            assert (time.localtime(now - 1800).tm_isdst, time.localtime(now).tm_isdst) == (1, 0)
+            run_script(tmp_path, """
+                import asyncio, logging, aiolog
+                async def main():
+                    await aiolog.configure("app.log", format="%(message)s", when="H",
+                                           interval=2, backup_count=3)
+                    for i in range(200):
+                        logging.getLogger("a").info("record %d", i)
+                        await aiolog.flush()
+                    await aiolog.shutdown()
+                asyncio.run(main())
+            """, timeout=60)
+        finally:
+            if old is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+        assert lines(tmp_path / "app.log") == [f"record {i}" for i in range(200)]
+        assert [p.name for p in tmp_path.glob("app.log.*")] == []
+
+
 class TestNeverOverwrite:
     def test_a_taken_time_name_gets_a_free_one(self, tmp_path: Path) -> None:
         """Rotating into a name that exists keeps both files."""
