@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import gzip
 import json
 import logging
@@ -10,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -320,6 +322,38 @@ class TestBirthTime:
                 assert _birth.birth_time(fd, os.fstat(fd)) == born
         finally:
             os.close(fd)
+
+
+FAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
+                  + glob.glob("/usr/lib/faketime/libfaketimeMT.so.1"))
+
+
+class TestFileSystemClockBehind:
+    @pytest.mark.skipif(not FAKETIME, reason="needs libfaketime (apt-get install libfaketime)")
+    def test_a_new_file_is_not_rotated_again_at_once(self, tmp_path: Path) -> None:
+        """A process whose clock is ahead of the file system's (as an NFS server's or a VM's
+        shared folder's may be behind) still writes every record with when='S', each backup
+        holding some but the file it made at start: a new file's stamp made it look due at
+        once, and it was rotated again and again, nothing ever written."""
+        env = {**os.environ, "LD_PRELOAD": FAKETIME[0], "FAKETIME": "+3s",
+               "NO_FAKE_STAT": "1"}  # our clock 3 s ahead; the files' stamps the kernel's
+        script = tmp_path / "script.py"
+        script.write_text(textwrap.dedent("""
+            import asyncio, logging, aiolog
+            async def main():
+                await aiolog.configure("app.log", format="%(message)s", when="S")
+                for i in range(150):
+                    logging.getLogger("a").info("record %d", i)
+                    await asyncio.sleep(0.01)
+                await aiolog.shutdown()
+            asyncio.run(main())
+        """))
+        subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True,
+                       timeout=60)
+        files = {p.name: lines(p) for p in tmp_path.glob("app.log*") if p.suffix != ".lock"}
+        assert sorted(sum(files.values(), []), key=lambda line: int(line.split()[1])) == [
+            f"record {i}" for i in range(150)]
+        assert sum(not records for records in files.values()) <= 1, sorted(files)
 
 
 class TestDaylightSavingEnds:

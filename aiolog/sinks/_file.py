@@ -340,7 +340,15 @@ class FileSink:
         finally:
             self._report(failures)
         self.rotations += 1
+        rotated = time.time()
         self.open()
+        if policy is not None:
+            # The file at the path was made after our rename, so after `rotated`: never due
+            # before the boundary after it. Where the file system's clock is behind ours (an
+            # NFS server's, a VM's shared folder), its stamp says it is older: due at once, it
+            # was rotated again and again, nothing ever written. (Otherwise this changes
+            # nothing: its stamp gives that boundary or a later one.)
+            self._next_boundary = max(self._next_boundary, policy.next_boundary(rotated))
 
     def _report(self, failures: list[OSError]) -> None:
         """Report each failed deletion or rename once (by name and errno), never raise it:
