@@ -114,8 +114,8 @@ class TimePolicy:
                 return start + period
             # The clock was set back (daylight saving ended) inside this interval of the local
             # clock, which lasts longer by as much: it ends when the local clock reaches its
-            # end. One period after its start was behind t: every new file would be due at
-            # once, a rotation per write until the local clock got there.
+            # end. One period after its start was behind t: every new file was due at once,
+            # rotated again and again with nothing written, until the local clock got there.
             offset = self._offset(t)
             local = t + offset
             return local - local % period + period - offset
