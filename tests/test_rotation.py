@@ -17,7 +17,8 @@ import pytest
 
 import aiolog
 from aiolog.sinks import _rotation, _steps
-from aiolog._queue import CHUNK_BYTES
+from aiolog._queue import CHUNK_BYTES, Chunk
+from aiolog.sinks import FileSink
 
 from .conftest import lines, run_script
 from .logfiles import (WORKER, check_complete_and_ordered, writes_after_rotation, read_set, start_workers,
@@ -236,6 +237,46 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
         first.stop()
         second.stop()
         self._check_names(tmp_path, 2)
+
+
+class TestFileSystemClock:
+    def test_a_file_system_clock_behind_ours_rotates_once(self, tmp_path: Path) -> None:
+        """A fresh file stamped before the boundary just passed (a file server whose clock is
+        behind ours) is not due again at once: the rotation happens once, not at every write."""
+        path = tmp_path / "app.log"
+        sink = FileSink(str(path), when="S")
+        sink.write(_chunk(["before"]))
+        time.sleep(1 - time.time() % 1 + 0.1)  # into the next second: due
+        behind = time.time() - 1  # a stamp from the second before, as such a server gives
+        creating = [True]
+        stamped = []
+
+        def server_clock_behind(event: str, args: tuple[object, ...]) -> None:
+            # The file the rotation creates gets the server's stamp (made here, as another
+            # process would create it first; the hook stays installed, so it is switched off).
+            # After 10 files the server's clock has caught up: a rotation loop ends there.
+            if (creating[0] and len(stamped) < 10 and event == "open" and args[0] == str(path)
+                    and not path.exists()):
+                creating[0] = False
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+                os.utime(path, (behind, behind))
+                stamped.append(path)
+                creating[0] = True
+
+        sys.addaudithook(server_clock_behind)
+        try:
+            for text in ["first", "second", "third"]:
+                sink.write(_chunk([text]))
+        finally:
+            creating[0] = False
+            sink.close()
+        assert sink.rotations == 1
+        assert [line for f in sorted(tmp_path.glob("app.log.*")) for line in lines(f)] == ["before"]
+        assert lines(path) == ["first", "second", "third"]
+
+
+def _chunk(texts: list[str]) -> Chunk:
+    return Chunk([f"{text}\n" for text in texts], len(texts), None, [], str.encode)
 
 
 class TestNeverOverwrite:

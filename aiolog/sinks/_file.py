@@ -336,6 +336,12 @@ class FileSink:
             self._report(failures)
         self.rotations += 1
         self.open()
+        if policy is not None:
+            # The new file's boundary is the one every process reads from it. This floor
+            # changes it only for a file stamped before the boundary just passed, which a file
+            # system whose clock is behind ours (a file server) does: that file would be due at
+            # once, and so would each new one, at every write, for as long as the clocks differ.
+            self._next_boundary = max(self._next_boundary, policy.next_boundary(time.time()))
 
     def _report(self, failures: list[OSError]) -> None:
         """Report each failed deletion or rename once (by name and errno), never raise it:
