@@ -240,23 +240,26 @@ class TestProcessesAgreeOnAnEmptyFilesInterval:
 
 
 class TestFileSystemClock:
-    def test_a_file_system_clock_behind_ours_rotates_once(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("writers", [1, 2])
+    def test_a_file_system_clock_behind_ours_rotates_once_per_writer(
+            self, tmp_path: Path, writers: int) -> None:
         """A fresh file stamped before the boundary just passed (a file server whose clock is
-        behind ours) is not due again at once: the rotation happens once, not at every write."""
+        behind ours) is not due again and again: each writer rotates at most once, not at every
+        write, and every record is kept once."""
         path = tmp_path / "app.log"
-        sink = FileSink(str(path), when="S")
-        sink.write(_chunk(["before"]))
+        sinks = [FileSink(str(path), when="S") for _ in range(writers)]  # as many processes
+        for w, sink in enumerate(sinks):
+            sink.write(_chunk([f"{w} before"]))
         time.sleep(1 - time.time() % 1 + 0.1)  # into the next second: due
         behind = time.time() - 1  # a stamp from the second before, as such a server gives
         creating = [True]
         stamped = []
 
         def server_clock_behind(event: str, args: tuple[object, ...]) -> None:
-            # The file the rotation creates gets the server's stamp (made here, as another
-            # process would create it first; the hook stays installed, so it is switched off).
-            # After 10 files the server's clock has caught up: a rotation loop ends there.
-            if (creating[0] and len(stamped) < 10 and event == "open" and args[0] == str(path)
-                    and not path.exists()):
+            # Each file a writer opens bears the server's stamp of its creation or last write
+            # (made here; the hook stays installed, so it is switched off after the test).
+            # After 10 opens the server's clock has caught up: a rotation loop ends there.
+            if creating[0] and len(stamped) < 10 and event == "open" and args[0] == str(path):
                 creating[0] = False
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
                 os.utime(path, (behind, behind))
@@ -265,14 +268,17 @@ class TestFileSystemClock:
 
         sys.addaudithook(server_clock_behind)
         try:
-            for text in ["first", "second", "third"]:
-                sink.write(_chunk([text]))
+            for n in range(3):
+                for w, sink in enumerate(sinks):
+                    sink.write(_chunk([f"{w} {n}"]))
         finally:
             creating[0] = False
-            sink.close()
-        assert sink.rotations == 1
-        assert [line for f in sorted(tmp_path.glob("app.log.*")) for line in lines(f)] == ["before"]
-        assert lines(path) == ["first", "second", "third"]
+            for sink in sinks:
+                sink.close()
+        assert sum(sink.rotations for sink in sinks) <= writers
+        kept = sorted(line for f in tmp_path.glob("app.log*") if not f.name.endswith(".lock")
+                      for line in lines(f))
+        assert kept == sorted(f"{w} {n}" for w in range(writers) for n in ["before", 0, 1, 2])
 
 
 def _chunk(texts: list[str]) -> Chunk:

@@ -82,6 +82,7 @@ class FileSink:
         self._closer: weakref.finalize[[int, tuple[int, int]], io.FileIO] | None = None
         self._torn = -1  # the descriptor we hold exclusively while a line of ours is torn in it
         self._identity = (0, 0)
+        self._seen_at = 0.0  # when the path last named our file (a look before a write)
         self._next_boundary = float("inf")
         self._reported: set[tuple[str | None, int | None]] = set()
         self._regular = True
@@ -110,6 +111,7 @@ class FileSink:
 
     def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
+        opening = time.time()
         try:
             try:
                 fd = os.open(self.path, _OPEN_FLAGS, 0o644)
@@ -130,6 +132,7 @@ class FileSink:
         # the number is still our file (_is_ours): at close(), when the file is reopened, or when
         # a sink nobody closed is collected.
         old, old_closer = self._file, self._closer
+        replaced = (st.st_dev, st.st_ino) != self._identity
         self._file = io.FileIO(fd, "ab", closefd=False)
         self._identity = (st.st_dev, st.st_ino)
         self._closer = weakref.finalize(self._file, _close_if_ours, fd, self._identity)
@@ -152,6 +155,15 @@ class FileSink:
             # our clock, from a clock stepped back, must not put the rotation off.)
             written = min(st.st_mtime, time.time()) + _MTIME_SLACK
             self._next_boundary = self.time_policy.next_boundary(written)
+            if replaced and self._seen_at:
+                # A file that took our file's place at the path was made after we last saw
+                # ours there. This floor changes nothing while the file system's clock is ours;
+                # one behind it (a file server) stamps the new file before the boundary just
+                # passed, and without the floor each new file would be due at once, rotated by
+                # one process after another, at every write, for as long as the clocks differ.
+                self._next_boundary = max(self._next_boundary,
+                                          self.time_policy.next_boundary(self._seen_at))
+        self._seen_at = opening
         return self._file
 
     def encode(self, text: str) -> bytes:
@@ -286,11 +298,15 @@ class FileSink:
             self._closer = None
 
     def _moved(self) -> bool:
+        looking = time.time()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return True  # deleted or moved away (logrotate without create, an operator's rm)
-        return (st.st_dev, st.st_ino) != self._identity
+        if (st.st_dev, st.st_ino) != self._identity:
+            return True
+        self._seen_at = looking
+        return False
 
     def _time_due(self) -> bool:
         return self.time_policy is not None and time.time() >= self._next_boundary
@@ -336,12 +352,6 @@ class FileSink:
             self._report(failures)
         self.rotations += 1
         self.open()
-        if policy is not None:
-            # The new file's boundary is the one every process reads from it. This floor
-            # changes it only for a file stamped before the boundary just passed, which a file
-            # system whose clock is behind ours (a file server) does: that file would be due at
-            # once, and so would each new one, at every write, for as long as the clocks differ.
-            self._next_boundary = max(self._next_boundary, policy.next_boundary(time.time()))
 
     def _report(self, failures: list[OSError]) -> None:
         """Report each failed deletion or rename once (by name and errno), never raise it:
