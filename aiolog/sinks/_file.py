@@ -20,6 +20,8 @@ _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLO
 # after a boundary must not look as if it belonged to the interval before it.
 _MTIME_SLACK: Final = 0.05
 _WRITE_APPEND: Final = os.O_WRONLY | os.O_APPEND
+# How long a path left missing is left to whoever moved our file away to create (see _reopen).
+_CREATOR_GRACE: Final = 1.0
 
 
 def _is_ours(fd: int, identity: tuple[int, int]) -> bool:
@@ -83,6 +85,7 @@ class FileSink:
         self._torn = -1  # the descriptor we hold exclusively while a line of ours is torn in it
         self._identity = (0, 0)
         self._seen_at = 0.0  # when the path last named our file (a look before a write)
+        self._missing_since: float | None = None  # monotonic; see _reopen
         self._next_boundary = float("inf")
         self._reported: set[tuple[str | None, int | None]] = set()
         self._regular = True
@@ -170,10 +173,12 @@ class FileSink:
         return text.encode(self.encoding, self.errors)
 
     def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
-        """Write the rest of ``chunk``; False while another process holds the rotation lock.
+        """Write the rest of ``chunk``; False while another process holds the rotation lock, or
+        may be about to create the path (see ``_reopen``).
 
-        ``rotate=False`` writes it into the current file even when a rollover is due. Raises
-        ``OSError`` from the disk; ``chunk.offset`` always says how much is on disk.
+        ``rotate=False`` writes it into the current file even when a rollover is due, and
+        creates a missing path at once. Raises ``OSError`` from the disk; ``chunk.offset``
+        always says how much is on disk.
         """
         view = memoryview(chunk.data)  # type: ignore[arg-type]
         while not chunk.done:
@@ -200,7 +205,8 @@ class FileSink:
             finally:
                 self._hold_while_torn(fd, chunk, torn)
             if moved:
-                self.open()
+                if not self._reopen(patient=rotate):
+                    return False
             elif end is None and not self._rotate_for(chunk):
                 return False
         return True
@@ -257,13 +263,32 @@ class FileSink:
             self._repair()
             # Look again under the lock: another process may have rotated while we waited,
             # and rotating again would move its fresh file away (and, with a small
-            # backup_count, delete our own last backup).
-            if self._moved():
-                self.open()
-            elif self._piece_end(chunk) is None:
+            # backup_count, delete our own last backup). Then write()'s next look reopens.
+            if not self._moved() and self._piece_end(chunk) is None:
                 self._rotate()
         finally:
             self.lock.release()
+        return True
+
+    def _reopen(self, *, patient: bool) -> bool:
+        """Open the path anew, our file having left it; False: not yet (the owner polls).
+
+        Whoever moved our file away creates the path an instant later: another process's
+        rotation, or logrotate's ``create``, which opens it with O_EXCL and, finding a file
+        there, fails and moves that file, records and all, to ``<name>-<date>.backup`` (over an
+        earlier one of the same hour). So a missing path is left to them for up to
+        ``_CREATOR_GRACE``; only then (an operator's rm, logrotate's ``nocreate``, a rotator
+        that died) do we create it. Not ``patient`` (a caller that never waits, an owner done
+        waiting): create it at once.
+        """
+        if patient and not os.path.lexists(self.path):
+            now = time.monotonic()
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < _CREATOR_GRACE:
+                return False
+        self._missing_since = None
+        self.open()
         return True
 
     def reset_after_fork(self) -> None:
