@@ -20,7 +20,8 @@ import pytest
 
 import aiolog
 from aiolog.sinks import _birth, _rotation, _steps
-from aiolog._queue import CHUNK_BYTES
+from aiolog._queue import CHUNK_BYTES, Chunk
+from aiolog.sinks import FileSink
 
 from .conftest import lines, run_script
 from .logfiles import (WORKER, check_complete_and_ordered, writes_after_rotation, read_set, start_workers,
@@ -223,7 +224,8 @@ class TestProcessesAgreeOnAFilesInterval:
         return worker
 
     def _start(self, directory: Path, tags: list[str]) -> list[Stepped]:
-        """Workers that all opened the (new, empty) file in one interval, well before its end."""
+        """Workers that all opened the (new, empty) file in one interval, 0.1 s or more before
+        its end (a file made within the 50 ms slack before a boundary counts as the next one)."""
         for _ in range(5):
             workers = [self._worker(directory, tag) for tag in tags]
             time.sleep(self.INTERVAL - time.time() % self.INTERVAL + 0.05)
@@ -232,7 +234,7 @@ class TestProcessesAgreeOnAFilesInterval:
             for w in workers:
                 w.open()
             intervals = {int(w.opened // self.INTERVAL) for w in workers}
-            if len(intervals) == 1 and max(w.opened for w in workers) % self.INTERVAL < 1.5:
+            if len(intervals) == 1 and max(w.opened for w in workers) % self.INTERVAL < 1.9:
                 return workers
             for w in workers:
                 w.stop()
@@ -395,6 +397,52 @@ class TestDaylightSavingEnds:
             time.tzset()
         assert lines(tmp_path / "app.log") == [f"record {i}" for i in range(200)]
         assert [p.name for p in tmp_path.glob("app.log.*")] == []
+
+
+class TestFileSystemClock:
+    @pytest.mark.parametrize("writers", [1, 2])
+    def test_a_file_system_clock_behind_ours_rotates_once_per_writer(
+            self, tmp_path: Path, writers: int) -> None:
+        """A fresh file stamped before the boundary just passed (a file server whose clock is
+        behind ours) is not due again and again: each writer rotates at most once, not at every
+        write, and every record is kept once."""
+        path = tmp_path / "app.log"
+        sinks = [FileSink(str(path), when="S") for _ in range(writers)]  # as many processes
+        for w, sink in enumerate(sinks):
+            sink.write(_chunk([f"{w} before"]))
+        time.sleep(1 - time.time() % 1 + 0.1)  # into the next second: due
+        behind = time.time() - 1  # a stamp from the second before, as such a server gives
+        creating = [True]
+        stamped = []
+
+        def server_clock_behind(event: str, args: tuple[object, ...]) -> None:
+            # Each file a writer opens bears the server's stamp of its creation or last write
+            # (made here; the hook stays installed, so it is switched off after the test).
+            # After 10 opens the server's clock has caught up: a rotation loop ends there.
+            if creating[0] and len(stamped) < 10 and event == "open" and args[0] == str(path):
+                creating[0] = False
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+                os.utime(path, (behind, behind))
+                stamped.append(path)
+                creating[0] = True
+
+        sys.addaudithook(server_clock_behind)
+        try:
+            for n in range(3):
+                for w, sink in enumerate(sinks):
+                    sink.write(_chunk([f"{w} {n}"]))
+        finally:
+            creating[0] = False
+            for sink in sinks:
+                sink.close()
+        assert sum(sink.rotations for sink in sinks) <= writers
+        kept = sorted(line for f in tmp_path.glob("app.log*") if not f.name.endswith(".lock")
+                      for line in lines(f))
+        assert kept == sorted(f"{w} {n}" for w in range(writers) for n in ["before", 0, 1, 2])
+
+
+def _chunk(texts: list[str]) -> Chunk:
+    return Chunk([f"{text}\n" for text in texts], len(texts), None, [], str.encode)
 
 
 class TestNeverOverwrite:

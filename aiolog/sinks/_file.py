@@ -20,6 +20,8 @@ _OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLO
 # after a boundary must not look as if it belonged to the interval before it.
 _MTIME_SLACK: Final = 0.05
 _WRITE_APPEND: Final = os.O_WRONLY | os.O_APPEND
+# How long a path left missing is left to whoever moved our file away to create (see _reopen).
+_CREATOR_GRACE: Final = 1.0
 
 
 def _is_ours(fd: int, identity: tuple[int, int]) -> bool:
@@ -82,6 +84,8 @@ class FileSink:
         self._closer: weakref.finalize[[int, tuple[int, int]], io.FileIO] | None = None
         self._torn = -1  # the descriptor we hold exclusively while a line of ours is torn in it
         self._identity = (0, 0)
+        self._seen_at = 0.0  # when the path last named our file (a look before a write)
+        self._missing_since: float | None = None  # monotonic; see _reopen
         self._next_boundary = float("inf")
         self._reported: set[tuple[str | None, int | None]] = set()
         self._regular = True
@@ -110,6 +114,7 @@ class FileSink:
 
     def open(self) -> io.FileIO:
         """Open (or create) the file at the path, replacing a descriptor we had."""
+        opening = time.time()
         try:
             try:
                 fd = os.open(self.path, _OPEN_FLAGS, 0o644)
@@ -130,6 +135,7 @@ class FileSink:
         # the number is still our file (_is_ours): at close(), when the file is reopened, or when
         # a sink nobody closed is collected.
         old, old_closer = self._file, self._closer
+        replaced = (st.st_dev, st.st_ino) != self._identity
         self._file = io.FileIO(fd, "ab", closefd=False)
         self._identity = (st.st_dev, st.st_ino)
         self._closer = weakref.finalize(self._file, _close_if_ours, fd, self._identity)
@@ -157,16 +163,27 @@ class FileSink:
             made = st.st_mtime if born is None else min(born, st.st_mtime)
             self._next_boundary = self.time_policy.next_boundary(
                 min(made, time.time()) + _MTIME_SLACK)
+            if replaced and self._seen_at:
+                # A file that took our file's place at the path was made after we last saw
+                # ours there. This floor changes nothing while the file system's clock is ours;
+                # one behind it (a file server) stamps the new file before the boundary just
+                # passed, and without the floor each new file would be due at once, rotated by
+                # one process after another, at every write, for as long as the clocks differ.
+                self._next_boundary = max(self._next_boundary,
+                                          self.time_policy.next_boundary(self._seen_at))
+        self._seen_at = opening
         return self._file
 
     def encode(self, text: str) -> bytes:
         return text.encode(self.encoding, self.errors)
 
     def write(self, chunk: Chunk, *, rotate: bool = True) -> bool:
-        """Write the rest of ``chunk``; False while another process holds the rotation lock.
+        """Write the rest of ``chunk``; False while another process holds the rotation lock, or
+        may be about to create the path (see ``_reopen``).
 
-        ``rotate=False`` writes it into the current file even when a rollover is due. Raises
-        ``OSError`` from the disk; ``chunk.offset`` always says how much is on disk.
+        ``rotate=False`` writes it into the current file even when a rollover is due, and
+        creates a missing path at once. Raises ``OSError`` from the disk; ``chunk.offset``
+        always says how much is on disk.
         """
         view = memoryview(chunk.data)  # type: ignore[arg-type]
         while not chunk.done:
@@ -193,7 +210,8 @@ class FileSink:
             finally:
                 self._hold_while_torn(fd, chunk, torn)
             if moved:
-                self.open()
+                if not self._reopen(patient=rotate):
+                    return False
             elif end is None and not self._rotate_for(chunk):
                 return False
         return True
@@ -250,13 +268,32 @@ class FileSink:
             self._repair()
             # Look again under the lock: another process may have rotated while we waited,
             # and rotating again would move its fresh file away (and, with a small
-            # backup_count, delete our own last backup).
-            if self._moved():
-                self.open()
-            elif self._piece_end(chunk) is None:
+            # backup_count, delete our own last backup). Then write()'s next look reopens.
+            if not self._moved() and self._piece_end(chunk) is None:
                 self._rotate()
         finally:
             self.lock.release()
+        return True
+
+    def _reopen(self, *, patient: bool) -> bool:
+        """Open the path anew, our file having left it; False: not yet (the owner polls).
+
+        Whoever moved our file away creates the path an instant later: another process's
+        rotation, or logrotate's ``create``, which opens it with O_EXCL and, finding a file
+        there, fails and moves that file, records and all, to ``<name>-<date>.backup`` (over an
+        earlier one of the same hour). So a missing path is left to them for up to
+        ``_CREATOR_GRACE``; only then (an operator's rm, logrotate's ``nocreate``, a rotator
+        that died) do we create it. Not ``patient`` (a caller that never waits, an owner done
+        waiting): create it at once.
+        """
+        if patient and not os.path.lexists(self.path):
+            now = time.monotonic()
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < _CREATOR_GRACE:
+                return False
+        self._missing_since = None
+        self.open()
         return True
 
     def reset_after_fork(self) -> None:
@@ -291,11 +328,15 @@ class FileSink:
             self._closer = None
 
     def _moved(self) -> bool:
+        looking = time.time()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return True  # deleted or moved away (logrotate without create, an operator's rm)
-        return (st.st_dev, st.st_ino) != self._identity
+        if (st.st_dev, st.st_ino) != self._identity:
+            return True
+        self._seen_at = looking
+        return False
 
     def _time_due(self) -> bool:
         return self.time_policy is not None and time.time() >= self._next_boundary
@@ -340,15 +381,7 @@ class FileSink:
         finally:
             self._report(failures)
         self.rotations += 1
-        rotated = time.time()
         self.open()
-        if policy is not None:
-            # The file at the path was made after our rename, so after `rotated`: never due
-            # before the boundary after it. Where the file system's clock is behind ours (an
-            # NFS server's, a VM's shared folder), its stamp says it is older: due at once, it
-            # was rotated again and again, nothing ever written. (Otherwise this changes
-            # nothing: its stamp gives that boundary or a later one.)
-            self._next_boundary = max(self._next_boundary, policy.next_boundary(rotated))
 
     def _report(self, failures: list[OSError]) -> None:
         """Report each failed deletion or rename once (by name and errno), never raise it:
