@@ -166,9 +166,10 @@ class FileSink:
             if replaced and self._seen_at:
                 # A file that took our file's place at the path was made after we last saw
                 # ours there. This floor changes nothing while the file system's clock is ours;
-                # one behind it (a file server) stamps the new file before the boundary just
-                # passed, and without the floor each new file would be due at once, rotated by
-                # one process after another, at every write, for as long as the clocks differ.
+                # one behind it (a file server, a VM's shared folder) stamps the new file before
+                # the boundary just passed, and without the floor each new file would be due at
+                # once: rotated again and again inside one write by its own rotator, and by one
+                # process after another at every write, for as long as the clocks differ.
                 self._next_boundary = max(self._next_boundary,
                                           self.time_policy.next_boundary(self._seen_at))
         self._seen_at = opening
@@ -381,7 +382,7 @@ class FileSink:
         finally:
             self._report(failures)
         self.rotations += 1
-        self.open()
+        self.open()  # its boundary: see the floor in open()
 
     def _report(self, failures: list[OSError]) -> None:
         """Report each failed deletion or rename once (by name and errno), never raise it:
