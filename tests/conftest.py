@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -76,3 +78,19 @@ def size_set(directory: Path) -> list[Path]:
 def numbers(path: Path, marker: str) -> list[int]:
     """The numbers ending the lines that contain ``marker``, in file order."""
     return [int(line.rsplit(" ", 1)[1]) for line in lines(path) if marker in line]
+
+
+@contextlib.contextmanager
+def local_zone(zone: str) -> Iterator[None]:
+    """Local time is ``zone`` (a TZ value) within the block, as it was after it."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()

@@ -23,7 +23,7 @@ from aiolog.sinks import _birth, _rotation, _steps
 from aiolog._queue import CHUNK_BYTES, Chunk
 from aiolog.sinks import FileSink
 
-from .conftest import lines, run_script
+from .conftest import lines, local_zone, run_script
 from .logfiles import (WORKER, check_complete_and_ordered, writes_after_rotation, read_set, start_workers,
                        wait_all)
 
@@ -373,10 +373,7 @@ class TestDaylightSavingEnds:
             pytest.skip("the zone's summer time would have to begin before the year did")
         zone = (f"XST-{std // 3600}:{std % 3600 // 60:02d}XDT,0/0,"
                 f"{end.tm_yday - 1}/{end.tm_hour}:{end.tm_min:02d}:{end.tm_sec:02d}")
-        old = os.environ.get("TZ")
-        os.environ["TZ"] = zone
-        time.tzset()
-        try:
+        with local_zone(zone):
             assert (time.localtime(now - 1800).tm_isdst, time.localtime(now).tm_isdst) == (1, 0)
             run_script(tmp_path, """
                 import asyncio, logging, aiolog
@@ -389,12 +386,6 @@ class TestDaylightSavingEnds:
                     await aiolog.shutdown()
                 asyncio.run(main())
             """, timeout=60)
-        finally:
-            if old is None:
-                del os.environ["TZ"]
-            else:
-                os.environ["TZ"] = old
-            time.tzset()
         assert lines(tmp_path / "app.log") == [f"record {i}" for i in range(200)]
         assert [p.name for p in tmp_path.glob("app.log.*")] == []
 

@@ -23,6 +23,8 @@ from aiolog.sinks import _rotation, _steps
 from aiolog._format import FastFormatter
 from aiolog.sinks._lock import Lockfile, pid_namespace, process_start_time
 
+from .conftest import local_zone
+
 
 HOST = socket.gethostname()
 NAMESPACE = pid_namespace()
@@ -87,15 +89,8 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 @pytest.fixture
 def berlin() -> Iterator[None]:
     """Local time is Europe/Berlin (UTC+1, +2 in summer) for this test."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with local_zone("Europe/Berlin"):
+        yield
 
 
 class TestLock:
@@ -454,10 +449,7 @@ class TestTimePolicy:
         """In local time, where daylight saving ends inside an interval, the interval lasts
         longer and ends when the local clock reaches its end: the boundary after any moment is
         ahead of it (one behind it made every new file due at once, a rotation per write)."""
-        old = os.environ.get("TZ")
-        os.environ["TZ"] = zone
-        time.tzset()
-        try:
+        with local_zone(zone):
             policy = _rotation.TimePolicy.parse(when, interval, False)
             period = {"S": 1, "M": 60, "H": 3600}[when] * interval
             for t in range(int(set_back) - 4 * 3600, int(set_back) + 4 * 3600, 5):
@@ -465,12 +457,6 @@ class TestTimePolicy:
                 # Ahead, by no more than the interval and the hour the clock was set back.
                 assert t + 0.05 < following <= t + period + 3600, (time.ctime(t),
                                                                    time.ctime(following))
-        finally:
-            if old is None:
-                del os.environ["TZ"]
-            else:
-                os.environ["TZ"] = old
-            time.tzset()
 
     def test_local_hours_follow_the_local_clock(self, berlin: None) -> None:
         """when='H' in Berlin summer time (UTC+2) starts at local 22:00 for local 22:13 (20:00
