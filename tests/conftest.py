@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import aiolog
+from aiolog._queue import Chunk
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
 try:
@@ -56,15 +57,23 @@ def lines(path: Path) -> list[str]:
 
 
 def run_script(tmp_path: Path, source: str, *args: str, timeout: float = 120,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``source`` as a fresh Python process (the way services start) and return it."""
+               check: bool = True, env: Mapping[str, str] = {}
+               ) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a fresh Python process (the way services start) and return it;
+    ``env`` is added to this process's environment."""
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(source))
     proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          timeout=timeout, cwd=tmp_path,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def chunk(texts: list[str]) -> Chunk:
+    """A chunk of one line per text, as the queue hands a sink."""
+    return Chunk([f"{text}\n" for text in texts], len(texts), None, [], str.encode)
 
 
 def size_set(directory: Path) -> list[Path]:

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 import aiolog
-from aiolog._queue import Chunk
 from aiolog.sinks import FileSink
 
-from .conftest import lines
+from .conftest import chunk, lines
 from .logfiles import check_complete_and_ordered, read_set, wait_all
 
 
@@ -172,7 +171,7 @@ class TestDescriptorClosedByOtherCode:
         os.close(fd)
         with open(path, "rb") as reader:
             assert reader.fileno() == fd
-            sink.write(_chunk(["after"]))
+            sink.write(chunk(["after"]))
             sink.close()
             os.fstat(reader.fileno())  # still open: raises OSError if the sink closed it
         assert lines(path) == ["after"]
@@ -184,11 +183,7 @@ class TestDescriptorClosedByOtherCode:
         before = len(os.listdir("/proc/self/fd"))
         for i in range(20):
             sink = FileSink(str(tmp_path / "a.log"))
-            sink.write(_chunk([f"{i}"]))
+            sink.write(chunk([f"{i}"]))
             del sink
         gc.collect()
         assert len(os.listdir("/proc/self/fd")) == before
-
-
-def _chunk(texts: list[str]) -> Chunk:
-    return Chunk([f"{text}\n" for text in texts], len(texts), None, [], str.encode)

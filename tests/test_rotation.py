@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -19,11 +18,10 @@ from pathlib import Path
 import pytest
 
 import aiolog
-from aiolog.sinks import _birth, _rotation, _steps
-from aiolog._queue import CHUNK_BYTES, Chunk
-from aiolog.sinks import FileSink
+from aiolog.sinks import FileSink, _birth, _rotation, _steps
+from aiolog._queue import CHUNK_BYTES
 
-from .conftest import lines, local_zone, run_script
+from .conftest import chunk, lines, local_zone, run_script
 from .logfiles import (WORKER, check_complete_and_ordered, writes_after_rotation, read_set, start_workers,
                        wait_all)
 
@@ -337,10 +335,8 @@ class TestFileSystemClockBehind:
         shared folder's may be behind) still writes every record with when='S', each backup
         holding some but the file it made at start: a new file's stamp made it look due at
         once, and it was rotated again and again, nothing ever written."""
-        env = {**os.environ, "LD_PRELOAD": FAKETIME[0], "FAKETIME": "+3s",
-               "NO_FAKE_STAT": "1"}  # our clock 3 s ahead; the files' stamps the kernel's
-        script = tmp_path / "script.py"
-        script.write_text(textwrap.dedent("""
+        # Our clock 3 s ahead; the files' stamps are the kernel's.
+        run_script(tmp_path, """
             import asyncio, logging, aiolog
             async def main():
                 await aiolog.configure("app.log", format="%(message)s", when="S")
@@ -349,13 +345,51 @@ class TestFileSystemClockBehind:
                     await asyncio.sleep(0.01)
                 await aiolog.shutdown()
             asyncio.run(main())
-        """))
-        subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True,
-                       timeout=60)
+        """, timeout=60, env={"LD_PRELOAD": FAKETIME[0], "FAKETIME": "+3s", "NO_FAKE_STAT": "1"})
         files = {p.name: lines(p) for p in tmp_path.glob("app.log*") if p.suffix != ".lock"}
         assert sorted(sum(files.values(), []), key=lambda line: int(line.split()[1])) == [
             f"record {i}" for i in range(150)]
         assert sum(not records for records in files.values()) <= 1, sorted(files)
+
+    @pytest.mark.parametrize("writers", [1, 2])
+    def test_a_file_system_clock_behind_ours_rotates_once_per_writer(
+            self, tmp_path: Path, writers: int) -> None:
+        """A fresh file stamped before the boundary just passed (a file server whose clock is
+        behind ours) is not due again and again: each writer rotates at most once, not at every
+        write, and every record is kept once."""
+        path = tmp_path / "app.log"
+        sinks = [FileSink(str(path), when="S") for _ in range(writers)]  # as many processes
+        for w, sink in enumerate(sinks):
+            sink.write(chunk([f"{w} before"]))
+        time.sleep(1 - time.time() % 1 + 0.1)  # into the next second: due
+        behind = time.time() - 1  # a stamp from the second before, as such a server gives
+        creating = [True]
+        stamped = []
+
+        def server_clock_behind(event: str, args: tuple[object, ...]) -> None:
+            # Each file a writer opens bears the server's stamp of its creation or last write
+            # (made here; the hook stays installed, so it is switched off after the test).
+            # After 10 opens the server's clock has caught up: a rotation loop ends there.
+            if creating[0] and len(stamped) < 10 and event == "open" and args[0] == str(path):
+                creating[0] = False
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+                os.utime(path, (behind, behind))
+                stamped.append(path)
+                creating[0] = True
+
+        sys.addaudithook(server_clock_behind)
+        try:
+            for n in range(3):
+                for w, sink in enumerate(sinks):
+                    sink.write(chunk([f"{w} {n}"]))
+        finally:
+            creating[0] = False
+            for sink in sinks:
+                sink.close()
+        assert sum(sink.rotations for sink in sinks) <= writers
+        kept = sorted(line for f in tmp_path.glob("app.log*") if not f.name.endswith(".lock")
+                      for line in lines(f))
+        assert kept == sorted(f"{w} {n}" for w in range(writers) for n in ["before", 0, 1, 2])
 
 
 class TestDaylightSavingEnds:
@@ -388,52 +422,6 @@ class TestDaylightSavingEnds:
             """, timeout=60)
         assert lines(tmp_path / "app.log") == [f"record {i}" for i in range(200)]
         assert [p.name for p in tmp_path.glob("app.log.*")] == []
-
-
-class TestFileSystemClock:
-    @pytest.mark.parametrize("writers", [1, 2])
-    def test_a_file_system_clock_behind_ours_rotates_once_per_writer(
-            self, tmp_path: Path, writers: int) -> None:
-        """A fresh file stamped before the boundary just passed (a file server whose clock is
-        behind ours) is not due again and again: each writer rotates at most once, not at every
-        write, and every record is kept once."""
-        path = tmp_path / "app.log"
-        sinks = [FileSink(str(path), when="S") for _ in range(writers)]  # as many processes
-        for w, sink in enumerate(sinks):
-            sink.write(_chunk([f"{w} before"]))
-        time.sleep(1 - time.time() % 1 + 0.1)  # into the next second: due
-        behind = time.time() - 1  # a stamp from the second before, as such a server gives
-        creating = [True]
-        stamped = []
-
-        def server_clock_behind(event: str, args: tuple[object, ...]) -> None:
-            # Each file a writer opens bears the server's stamp of its creation or last write
-            # (made here; the hook stays installed, so it is switched off after the test).
-            # After 10 opens the server's clock has caught up: a rotation loop ends there.
-            if creating[0] and len(stamped) < 10 and event == "open" and args[0] == str(path):
-                creating[0] = False
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-                os.utime(path, (behind, behind))
-                stamped.append(path)
-                creating[0] = True
-
-        sys.addaudithook(server_clock_behind)
-        try:
-            for n in range(3):
-                for w, sink in enumerate(sinks):
-                    sink.write(_chunk([f"{w} {n}"]))
-        finally:
-            creating[0] = False
-            for sink in sinks:
-                sink.close()
-        assert sum(sink.rotations for sink in sinks) <= writers
-        kept = sorted(line for f in tmp_path.glob("app.log*") if not f.name.endswith(".lock")
-                      for line in lines(f))
-        assert kept == sorted(f"{w} {n}" for w in range(writers) for n in ["before", 0, 1, 2])
-
-
-def _chunk(texts: list[str]) -> Chunk:
-    return Chunk([f"{text}\n" for text in texts], len(texts), None, [], str.encode)
 
 
 class TestNeverOverwrite:
