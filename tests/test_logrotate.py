@@ -67,7 +67,8 @@ def _stream_through_logrotate(tmp_path: Path, mode: str, runs: int = 6,
             proc.kill()
             proc.wait(timeout=10)
     assert rotated >= 3, f"logrotate ran only {rotated} times while the stream ran"
-    assert sorted(p.name for p in logs.iterdir() if not re.fullmatch(r"app\.log(\.\d+)?", p.name)) == []
+    strays = [p.name for p in logs.iterdir() if not re.fullmatch(r"app\.log(\.\d+)?", p.name)]
+    assert sorted(strays) == []
     backups = sorted(logs.glob("app.log.*"), key=lambda p: -int(p.suffix[1:]))
     return [*backups, path]
 
